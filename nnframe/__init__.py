@@ -1,0 +1,19 @@
+"""nnframe: a small, readable neural-network framework on NumPy.
+
+The seed's design: layers with ``forward``/``backward``, a ``Net`` of layers, a
+loss, an optimizer and a ``Model`` tying them together::
+
+    from nnframe import layer, model, net, loss, optimizer
+"""
+
+from nnframe import initializer, layer, loss, model, net, optimizer, schedule
+from nnframe.backend import get_default_dtype, set_default_dtype
+from nnframe.gradcheck import gradcheck, gradcheck_loss
+from nnframe.random import set_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "get_default_dtype", "gradcheck", "gradcheck_loss", "initializer", "layer", "loss",
+    "model", "net", "optimizer", "schedule", "set_default_dtype", "set_seed",
+]

@@ -1,0 +1,195 @@
+"""The layer contract (the seed's ``Layer`` and ``Activation``), stated once here.
+
+A layer:
+
+* stores and validates its hyperparameters in ``__init__`` (errors quote the value);
+* creates its parameters once, lazily, from the first input's shape
+  (:meth:`Layer._init_params`, as in the seed), in the framework dtype;
+* ``forward(inputs)`` returns its output and keeps in ``ctx`` only what backward needs;
+* ``backward(grad)`` fills ``grads`` (writing in place into the arrays already
+  there, which :class:`~nnframe.net.Net` makes views of one flat buffer) and returns
+  the gradient with respect to its input — or ``None`` when ``requires_input_grad``
+  is ``False`` (the first layer of a net, whose input needs no gradient);
+* keeps the dtype it is given.
+
+Attributes (the seed's names):
+    params: trainable arrays by name. nt_params: non-trainable state (running
+    statistics). grads: gradients of ``params``. initializers: how each parameter is
+    created. shapes: parameter shapes. ctx: values saved by forward for backward.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from nnframe import backend
+from nnframe import initializer as init_mod
+from nnframe.backend import Array
+from nnframe.errors import ShapeError
+
+_REGISTRY: dict[str, type[Layer]] = {}
+
+
+class Layer:
+    """Base class of every layer; see the module docstring for the contract."""
+
+    #: ``True`` for layers whose input is integer indices (e.g. embeddings): the net
+    #: then passes integer input through instead of casting it to the float dtype.
+    accepts_integer_input: ClassVar[bool] = False
+
+    def __init__(self, name: str | None = None) -> None:
+        self._name = name
+        self.params: dict[str, Array | None] = {p: None for p in self.param_names}
+        self.nt_params: dict[str, Array | None] = {p: None for p in self.nt_param_names}
+        self.initializers: dict[str, init_mod.Initializer] = {}
+        self.grads: dict[str, Array] = {}
+        self.shapes: dict[str, Any] = {}
+        self._is_training = True
+        self._is_init = False
+        self.ctx: dict[str, Any] = {}
+        self.requires_input_grad = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    def __repr__(self) -> str:
+        shape = self.shapes or None
+        return f"layer: {self.name}\tshape: {shape}"
+
+    def __call__(self, inputs: Array) -> Array:
+        return self.forward(inputs)
+
+    def forward(self, inputs: Array) -> Array:
+        """Compute the output from ``inputs``, caching in ``ctx`` what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, grad: Array) -> Array | None:
+        """Fill ``grads`` from the output gradient and return the input gradient."""
+        raise NotImplementedError
+
+    @property
+    def is_init(self) -> bool:
+        """Whether the parameters have been created."""
+        return self._is_init
+
+    @is_init.setter
+    def is_init(self, is_init: bool) -> None:
+        self._is_init = is_init
+        for name in self.param_names:
+            self.shapes[name] = tuple(self.params[name].shape)
+
+    @property
+    def is_training(self) -> bool:
+        """``True`` in training mode (dropout active, batch statistics used)."""
+        return self._is_training
+
+    @is_training.setter
+    def is_training(self, is_train: bool) -> None:
+        self._is_training = bool(is_train)
+
+    @property
+    def name(self) -> str:
+        """The name given at construction, else the class name."""
+        return self._name or type(self).__name__
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the trainable parameters, in a fixed order."""
+        return ()
+
+    @property
+    def nt_param_names(self) -> tuple[str, ...]:
+        """Names of the non-trainable state arrays."""
+        return ()
+
+    @property
+    def num_params(self) -> int:
+        """Number of trainable values (0 before the layer is built)."""
+        return sum(int(p.size) for p in self.params.values() if p is not None)
+
+    def _init_params(self, dtype: Any = None) -> None:
+        """Create every parameter from ``initializers[name](shapes[name])`` (the seed's hook)."""
+        dtype = backend.get_default_dtype() if dtype is None else dtype
+        for name in self.param_names:
+            self.params[name] = self.initializers[name](self.shapes[name], dtype)
+        self.is_init = True
+
+    def _grad_buffer(self, name: str) -> Array:
+        """The array to write ``grads[name]`` into: the existing one when it fits, else new.
+
+        Writing into the existing array keeps it a view of the net's flat gradient buffer.
+        """
+        param = self.params[name]
+        grad = self.grads.get(name)
+        if grad is None or grad.shape != param.shape or grad.dtype != param.dtype:
+            grad = backend.xp().empty_like(param)
+            self.grads[name] = grad
+        return grad
+
+    def _check_dtype(self, inputs: Array) -> None:
+        """Raise :class:`ShapeError` unless ``inputs`` has the dtype of the parameters."""
+        param = next((p for p in self.params.values() if p is not None), None)
+        if param is not None and inputs.dtype != param.dtype:
+            raise ShapeError(f"{self.name}: expected input of dtype {param.dtype}, got {inputs.dtype}")
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments as a JSON-serialisable dict (used to rebuild a saved net).
+
+        Layers with hyperparameters override this; a custom layer that does not
+        cannot be rebuilt from a checkpoint without its code.
+        """
+        return {"name": self._name} if self._name else {}
+
+
+class Activation(Layer):
+    """An element-wise layer defined by ``forward_func`` and its derivative ``backward_func``.
+
+    ``backward`` returns ``backward_func(inputs) * grad`` (the seed's design).
+    Subclasses may override ``backward`` to reuse the output instead of the input.
+    """
+
+    def forward(self, inputs: Array) -> Array:
+        self.ctx = {"X": inputs}
+        return self.forward_func(inputs)
+
+    def backward(self, grad: Array) -> Array:
+        return self.backward_func(self.ctx["X"]) * grad
+
+    def forward_func(self, inputs: Array) -> Array:
+        """The activation ``f(x)``, element-wise."""
+        raise NotImplementedError
+
+    def backward_func(self, inputs: Array) -> Array:
+        """The derivative ``f'(x)``, element-wise."""
+        raise NotImplementedError
+
+
+def get_layer_class(name: str) -> type[Layer]:
+    """Return the registered layer class called ``name`` (every subclass registers itself).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown layer class {name!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def layer_from_config(config: dict[str, Any]) -> Layer:
+    """Rebuild a layer from ``{"class": name, "config": {...}}``."""
+    cls = get_layer_class(config["class"])
+    return cls(**config.get("config", {}))
+
+
+def layer_to_config(layer: Layer) -> dict[str, Any]:
+    """Return ``{"class": name, "config": layer.get_config()}`` for :func:`layer_from_config`."""
+    return {"class": type(layer).__name__, "config": layer.get_config()}
+
+
+def check_rate(owner: str, name: str, value: float, low: float = 0.0, high: float = 1.0) -> float:
+    """Validate ``low <= value < high`` and return it as a float (e.g. a dropout rate)."""
+    value = float(value)
+    if not low <= value < high:
+        raise ValueError(f"{owner}: {name} must be in [{low}, {high}), got {value}")
+    return value

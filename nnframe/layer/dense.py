@@ -1,0 +1,90 @@
+"""Fully connected layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nnframe import backend
+from nnframe import initializer as init_mod
+from nnframe.backend import Array
+from nnframe.errors import ShapeError
+from nnframe.layer.base import Layer
+
+
+class Dense(Layer):
+    """``y = x @ w + b``, with the number of input features inferred on first forward.
+
+    Args:
+        num_out: output features ``D_out``.
+        w_init: initializer of ``w`` (default :class:`~nnframe.initializer.XavierUniform`).
+        b_init: initializer of ``b`` (default zeros).
+        bias: whether to learn ``b``.
+
+    Shapes:
+        input ``(N, D_in)``, output ``(N, D_out)``;
+        ``params["w"]``: ``(D_in, D_out)``, ``params["b"]``: ``(D_out,)``.
+    """
+
+    def __init__(
+        self,
+        num_out: int,
+        w_init: init_mod.Initializer | str | dict | None = None,
+        b_init: init_mod.Initializer | str | dict | None = None,
+        bias: bool = True,
+        name: str | None = None,
+    ) -> None:
+        if isinstance(num_out, bool) or not isinstance(num_out, int) or num_out < 1:
+            raise ValueError(f"Dense: num_out must be a positive integer, got {num_out!r}")
+        self.num_out = num_out
+        self.bias = bool(bias)
+        super().__init__(name)
+        self.initializers = {"w": init_mod.get(w_init or init_mod.XavierUniform())}
+        if self.bias:
+            self.initializers["b"] = init_mod.get(b_init or init_mod.Zeros())
+        self.shapes = {"w": [None, num_out], "b": [num_out]} if self.bias else {"w": [None, num_out]}
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("w", "b") if self.bias else ("w",)
+
+    def forward(self, inputs: Array) -> Array:
+        if inputs.ndim != 2:
+            raise ShapeError(
+                f"Dense expects input of shape (N, D_in), got shape {tuple(inputs.shape)}; "
+                "put a Flatten layer before it for images"
+            )
+        if not self.is_init:
+            self.shapes["w"][0] = inputs.shape[1]
+            self._init_params()
+        w = self.params["w"]
+        if inputs.shape[1] != w.shape[0]:
+            raise ShapeError(
+                f"Dense was built for {w.shape[0]} input features, got input of shape "
+                f"{tuple(inputs.shape)} ({inputs.shape[1]} features)"
+            )
+        self._check_dtype(inputs)
+        self.ctx = {"X": inputs}
+        out = inputs @ w
+        if self.bias:
+            out += self.params["b"]
+        return out
+
+    def backward(self, grad: Array) -> Array | None:
+        xp = backend.xp()
+        x = self.ctx["X"]
+        xp.matmul(x.T, grad, out=self._grad_buffer("w"))
+        if self.bias:
+            grad.sum(axis=0, out=self._grad_buffer("b"))
+        if not self.requires_input_grad:
+            return None
+        return grad @ self.params["w"].T
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "num_out": self.num_out,
+            "w_init": init_mod.to_config(self.initializers["w"]),
+            "bias": self.bias,
+        }
+        if self.bias:
+            config["b_init"] = init_mod.to_config(self.initializers["b"])
+        return {**config, **super().get_config()}

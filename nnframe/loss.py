@@ -1,0 +1,252 @@
+"""Losses: the value and its gradient with respect to the predictions.
+
+Every loss has the seed's ``loss(predicted, actual)`` and ``grad(predicted, actual)``,
+plus ``loss_and_grad`` which computes both in one pass (what ``Model`` calls).
+Values are Python floats; gradients have the predictions' shape and dtype.
+Element-wise losses (MSE, MAE, Huber, SigmoidCrossEntropy) average over every
+element, as PyTorch's and Keras' do; class losses average over the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from nnframe import backend
+from nnframe import functional as F
+from nnframe.backend import Array
+from nnframe.errors import ShapeError
+
+
+class BaseLoss:
+    """Base class: subclasses implement :meth:`loss_and_grad`."""
+
+    def loss(self, predicted: Array, actual: Array) -> float:
+        """The mean loss of ``predicted`` against ``actual``."""
+        return self.loss_and_grad(predicted, actual)[0]
+
+    def grad(self, predicted: Array, actual: Array) -> Array:
+        """The gradient of :meth:`loss` with respect to ``predicted``."""
+        return self.loss_and_grad(predicted, actual)[1]
+
+    def loss_and_grad(self, predicted: Array, actual: Array) -> tuple[float, Array]:
+        """Both the loss value and its gradient, sharing the work."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments as a JSON-serialisable dict."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _same_shape(owner: str, predicted: Array, actual: Array) -> Array:
+    """Return ``actual`` as an array of ``predicted``'s dtype, checking the shapes match."""
+    actual = backend.xp().asarray(actual)
+    if actual.shape != predicted.shape:
+        raise ShapeError(
+            f"{owner}: predictions and targets must have the same shape, got predictions "
+            f"{tuple(predicted.shape)} and targets {tuple(actual.shape)}"
+        )
+    return actual.astype(predicted.dtype, copy=False)
+
+
+def _class_targets(owner: str, predicted: Array, actual: Array) -> tuple[Array | None, Array | None]:
+    """Split targets into integer labels ``(N,)`` or a distribution ``(N, K)``.
+
+    Returns ``(labels, None)`` or ``(None, distribution)``.
+    """
+    xp = backend.xp()
+    actual = xp.asarray(actual)
+    if predicted.ndim != 2:
+        raise ShapeError(f"{owner}: predictions must have shape (N, K), got {tuple(predicted.shape)}")
+    n, k = predicted.shape
+    if actual.ndim == 1 and actual.dtype.kind in "iu":
+        if actual.shape[0] != n:
+            raise ShapeError(f"{owner}: expected {n} labels for predictions {(n, k)}, got {actual.shape[0]}")
+        if actual.size and (int(actual.min()) < 0 or int(actual.max()) >= k):
+            raise ValueError(
+                f"{owner}: labels must lie in [0, {k}), got range [{int(actual.min())}, {int(actual.max())}]"
+            )
+        return actual, None
+    if actual.shape != predicted.shape:
+        raise ShapeError(
+            f"{owner}: targets must be integer labels of shape ({n},) or one-hot/probability rows "
+            f"of shape {(n, k)}, got shape {tuple(actual.shape)} dtype {actual.dtype}"
+        )
+    return None, actual.astype(predicted.dtype, copy=False)
+
+
+class SoftmaxCrossEntropy(BaseLoss):
+    """Cross-entropy of ``softmax(logits)`` against class targets.
+
+    With target rows ``t`` (one-hot from integer labels, or given as one-hot or
+    probabilities), label smoothing ``eps`` (``t' = (1 - eps) t + eps / K``) and
+    class weights ``w``::
+
+        loss = sum_i sum_k w_k t'_ik (-log p_ik) / sum_i sum_k w_k t_ik
+        dloss/dz_ik = (p_ik * sum_j w_j t'_ij - w_k t'_ik) / sum_i sum_k w_k t_ik
+
+    Without weights the denominator is ``N``. For integer labels this is PyTorch's
+    ``cross_entropy`` (weighted mean); one-hot rows give the same value as labels.
+
+    Args:
+        label_smoothing: ``eps`` in ``[0, 1)``.
+        weight: per-class weights, shape ``(K,)``, non-negative.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, weight: Sequence[float] | Array | None = None) -> None:
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"{type(self).__name__}: label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+        self.weight = None
+        if weight is not None:
+            w = backend.to_host(backend.xp().asarray(weight, dtype=float))
+            if w.ndim != 1 or (w < 0).any():
+                raise ValueError(f"{type(self).__name__}: weight must be a 1-D non-negative array, got {w}")
+            self.weight = w
+
+    def loss_and_grad(self, predicted: Array, actual: Array) -> tuple[float, Array]:
+        xp = backend.xp()
+        owner = type(self).__name__
+        labels, dist = _class_targets(owner, predicted, actual)
+        n, k = predicted.shape
+        dtype = predicted.dtype
+        log_p = F.log_softmax(predicted, axis=1)  # (N, K)
+        grad = xp.exp(log_p)  # p, becomes the gradient in place
+        if self.weight is None and self.label_smoothing == 0.0 and labels is not None:
+            rows = xp.arange(n)
+            value = -float(log_p[rows, labels].sum()) / n
+            grad[rows, labels] -= 1.0
+            grad /= dtype.type(n)
+            return value, grad
+        if dist is None:
+            dist = F.one_hot(labels, k, dtype=dtype)
+        weight = self._weight_for(k, dtype)
+        smoothed = dist * (1.0 - self.label_smoothing) + self.label_smoothing / k if self.label_smoothing else dist
+        a = smoothed if weight is None else smoothed * weight  # a_ik = w_k t'_ik
+        denom = float(dist.sum()) if weight is None else float((dist * weight).sum())
+        if denom <= 0.0:
+            raise ValueError(f"{owner}: the targets' total weight is {denom}; it must be > 0")
+        value = -float((a * log_p).sum()) / denom
+        grad *= a.sum(axis=1, keepdims=True)
+        grad -= a
+        grad /= dtype.type(denom)
+        return value, grad
+
+    def _weight_for(self, k: int, dtype) -> Array | None:
+        if self.weight is None:
+            return None
+        if self.weight.shape[0] != k:
+            raise ShapeError(
+                f"{type(self).__name__}: weight has {self.weight.shape[0]} classes, predictions have {k}"
+            )
+        return backend.xp().asarray(self.weight, dtype=dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"label_smoothing": self.label_smoothing}
+        if self.weight is not None:
+            config["weight"] = [float(w) for w in self.weight]
+        return config
+
+
+class CrossEntropyLoss(SoftmaxCrossEntropy):
+    """The seed's name for :class:`SoftmaxCrossEntropy` (same behaviour, correct gradient)."""
+
+
+class NLLLoss(BaseLoss):
+    """Negative log-likelihood of log-probabilities (e.g. from a log-softmax).
+
+    ``loss = -sum_i w_{y_i} logp_{i, y_i} / sum_i w_{y_i}``; targets are integer
+    labels ``(N,)`` or one-hot rows ``(N, K)``.
+    """
+
+    def __init__(self, weight: Sequence[float] | Array | None = None) -> None:
+        self.weight = None if weight is None else backend.to_host(backend.xp().asarray(weight, dtype=float))
+
+    def loss_and_grad(self, predicted: Array, actual: Array) -> tuple[float, Array]:
+        xp = backend.xp()
+        labels, dist = _class_targets(type(self).__name__, predicted, actual)
+        n, k = predicted.shape
+        if dist is None:
+            dist = F.one_hot(labels, k, dtype=predicted.dtype)
+        a = dist if self.weight is None else dist * xp.asarray(self.weight, dtype=predicted.dtype)
+        denom = float(a.sum())
+        if denom <= 0.0:
+            raise ValueError(f"NLLLoss: the targets' total weight is {denom}; it must be > 0")
+        value = -float((a * predicted).sum()) / denom
+        return value, a * predicted.dtype.type(-1.0 / denom)
+
+    def get_config(self) -> dict[str, Any]:
+        return {} if self.weight is None else {"weight": [float(w) for w in self.weight]}
+
+
+class SigmoidCrossEntropy(BaseLoss):
+    """Binary cross-entropy of ``sigmoid(logits)`` against targets in ``[0, 1]``.
+
+    ``loss = mean(softplus(z) - t z)``, finite for every finite logit;
+    ``dloss/dz = (sigmoid(z) - t) / size``.
+    """
+
+    def loss_and_grad(self, predicted: Array, actual: Array) -> tuple[float, Array]:
+        t = _same_shape(type(self).__name__, predicted, actual)
+        size = predicted.size
+        value = float((F.softplus(predicted) - t * predicted).sum()) / size
+        grad = (F.sigmoid(predicted) - t) / predicted.dtype.type(size)
+        return value, grad
+
+
+class MSE(BaseLoss):
+    """Mean squared error: ``mean((y - t)^2)``."""
+
+    def loss_and_grad(self, predicted: Array, actual: Array) -> tuple[float, Array]:
+        diff = predicted - _same_shape("MSE", predicted, actual)
+        return float((diff * diff).sum()) / diff.size, diff * predicted.dtype.type(2.0 / diff.size)
+
+
+class MAE(BaseLoss):
+    """Mean absolute error: ``mean(|y - t|)`` (subgradient 0 where ``y == t``)."""
+
+    def loss_and_grad(self, predicted: Array, actual: Array) -> tuple[float, Array]:
+        xp = backend.xp()
+        diff = predicted - _same_shape("MAE", predicted, actual)
+        return float(xp.abs(diff).sum()) / diff.size, xp.sign(diff) * predicted.dtype.type(1.0 / diff.size)
+
+
+class Huber(BaseLoss):
+    """Huber loss: ``0.5 d^2`` for ``|d| <= delta``, else ``delta (|d| - 0.5 delta)``; mean."""
+
+    def __init__(self, delta: float = 1.0) -> None:
+        if not float(delta) > 0:
+            raise ValueError(f"Huber: delta must be > 0, got {delta}")
+        self.delta = float(delta)
+
+    def loss_and_grad(self, predicted: Array, actual: Array) -> tuple[float, Array]:
+        xp = backend.xp()
+        diff = predicted - _same_shape("Huber", predicted, actual)
+        small = xp.abs(diff) <= self.delta
+        values = xp.where(small, 0.5 * diff * diff, self.delta * (xp.abs(diff) - 0.5 * self.delta))
+        grad = xp.where(small, diff, self.delta * xp.sign(diff)) * predicted.dtype.type(1.0 / diff.size)
+        return float(values.sum()) / diff.size, grad
+
+    def get_config(self) -> dict[str, Any]:
+        return {"delta": self.delta}
+
+
+_REGISTRY = {
+    cls.__name__: cls
+    for cls in (SoftmaxCrossEntropy, CrossEntropyLoss, NLLLoss, SigmoidCrossEntropy, MSE, MAE, Huber)
+}
+
+
+def get(spec: str | BaseLoss | dict[str, Any]) -> BaseLoss:
+    """Resolve a loss from an instance, a class name or ``{"class": ..., **config}``."""
+    if isinstance(spec, BaseLoss):
+        return spec
+    config = {"class": spec} if isinstance(spec, str) else dict(spec)
+    name = config.pop("class", None)
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(_REGISTRY)}")
+    return _REGISTRY[name](**config)
