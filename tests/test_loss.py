@@ -1,0 +1,142 @@
+"""Losses: gradients against finite differences, values against closed forms and PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nnframe import loss as L
+from nnframe.errors import ShapeError
+from nnframe.gradcheck import gradcheck_loss
+
+RNG = np.random.default_rng(0)
+LOGITS = RNG.normal(size=(5, 4)) * 2
+LABELS = np.array([0, 3, 1, 1, 2])
+ONE_HOT = np.eye(4)[LABELS]
+SOFT = RNG.dirichlet(np.ones(4), size=5)
+REG_PRED = RNG.normal(size=(6, 3))
+REG_TARGET = REG_PRED + RNG.choice([-1, 1], size=(6, 3)) * RNG.uniform(0.1, 2.5, size=(6, 3))
+BINARY = RNG.integers(0, 2, size=(5, 4)).astype(float)
+
+LOSS_CASES = [
+    ("sce-labels", L.SoftmaxCrossEntropy(), LOGITS, LABELS),
+    ("sce-onehot", L.SoftmaxCrossEntropy(), LOGITS, ONE_HOT),
+    ("sce-soft", L.SoftmaxCrossEntropy(), LOGITS, SOFT),
+    ("sce-smooth", L.SoftmaxCrossEntropy(label_smoothing=0.2), LOGITS, LABELS),
+    ("sce-weight", L.SoftmaxCrossEntropy(weight=[1.0, 2.0, 0.5, 3.0]), LOGITS, LABELS),
+    ("sce-weight-smooth", L.SoftmaxCrossEntropy(0.1, weight=[1.0, 2.0, 0.5, 3.0]), LOGITS, ONE_HOT),
+    ("crossentropy-alias", L.CrossEntropyLoss(), LOGITS, ONE_HOT),
+    ("nll", L.NLLLoss(), LOGITS - np.log(np.exp(LOGITS).sum(1, keepdims=True)), LABELS),
+    ("nll-weight", L.NLLLoss(weight=[1, 2, 3, 4]), np.log(SOFT), ONE_HOT),
+    ("sigmoid-ce", L.SigmoidCrossEntropy(), LOGITS, BINARY),
+    ("mse", L.MSE(), REG_PRED, REG_TARGET),
+    ("mae", L.MAE(), REG_PRED, REG_TARGET),
+    ("huber", L.Huber(1.0), REG_PRED, REG_TARGET),
+]
+
+
+@pytest.mark.parametrize("name,loss,pred,target", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_gradient_matches_finite_differences(name, loss, pred, target):
+    gradcheck_loss(loss, pred, target)
+
+
+@pytest.mark.parametrize("name,loss,pred,target", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_float32_in_float32_out(name, loss, pred, target):
+    value, grad = loss.loss_and_grad(pred.astype(np.float32), target)
+    assert isinstance(value, float) and math.isfinite(value)
+    assert grad.dtype == np.float32 and grad.shape == pred.shape
+
+
+def test_softmax_cross_entropy_gradient_is_softmax_minus_target():
+    # the seed's gradient forgot the softmax: make sure ours is (p - t) / N
+    _, grad = L.SoftmaxCrossEntropy().loss_and_grad(LOGITS, ONE_HOT)
+    p = np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)
+    np.testing.assert_allclose(grad, (p - ONE_HOT) / 5, rtol=1e-12)
+
+
+def test_one_hot_and_labels_agree_with_weights_and_smoothing():
+    loss = L.SoftmaxCrossEntropy(0.1, weight=[1.0, 2.0, 0.5, 3.0])
+    a, ga = loss.loss_and_grad(LOGITS, LABELS)
+    b, gb = loss.loss_and_grad(LOGITS, ONE_HOT)
+    assert a == pytest.approx(b, rel=1e-12)
+    np.testing.assert_allclose(ga, gb, rtol=1e-12)
+
+
+def test_sigmoid_cross_entropy_finite_for_huge_logits():
+    logits = np.array([[1e4, -1e4, 0.0]], dtype=np.float32)
+    value, grad = L.SigmoidCrossEntropy().loss_and_grad(logits, np.array([[0.0, 1.0, 1.0]]))
+    assert math.isfinite(value) and np.isfinite(grad).all()
+    assert value == pytest.approx((1e4 + 1e4 + math.log(2)) / 3, rel=1e-6)
+
+
+def test_softmax_cross_entropy_finite_for_huge_logits():
+    logits = np.array([[1e4, -1e4], [0.0, 5e3]], dtype=np.float32)
+    value, grad = L.SoftmaxCrossEntropy().loss_and_grad(logits, np.array([1, 0]))
+    assert math.isfinite(value) and np.isfinite(grad).all()
+
+
+def test_shape_mismatch_names_both_shapes():
+    with pytest.raises(ShapeError, match=r"predictions \(6, 3\) and targets \(6, 2\)"):
+        L.MSE().loss(REG_PRED, np.zeros((6, 2)))
+    with pytest.raises(ShapeError, match=r"shape \(5, 3\)"):
+        L.SoftmaxCrossEntropy().loss(LOGITS, np.zeros((5, 3)))
+
+
+def test_labels_out_of_range_are_rejected():
+    with pytest.raises(ValueError, match=r"\[0, 4\), got range \[0, 7\]"):
+        L.SoftmaxCrossEntropy().loss(LOGITS, np.array([0, 1, 2, 3, 7]))
+    with pytest.raises(ValueError, match="range"):
+        L.SoftmaxCrossEntropy().loss(LOGITS, np.array([0, -1, 2, 3, 1]))
+
+
+def test_bad_hyperparameters_are_rejected():
+    with pytest.raises(ValueError, match="label_smoothing"):
+        L.SoftmaxCrossEntropy(label_smoothing=1.0)
+    with pytest.raises(ValueError, match="weight"):
+        L.SoftmaxCrossEntropy(weight=[1.0, -1.0])
+    with pytest.raises(ValueError, match="delta"):
+        L.Huber(0.0)
+
+
+def test_get_resolves_names_and_configs():
+    assert isinstance(L.get("MSE"), L.MSE)
+    loss = L.get({"class": "SoftmaxCrossEntropy", **L.SoftmaxCrossEntropy(0.1, [1, 2]).get_config()})
+    assert loss.label_smoothing == 0.1 and list(loss.weight) == [1.0, 2.0]
+    with pytest.raises(ValueError, match="unknown loss"):
+        L.get("Nope")
+
+
+# ----------------------------------------------------------------- PyTorch oracle
+def _torch_loss(name):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    t = torch.tensor
+    w = t([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+    return {
+        "sce-labels": lambda z: F.cross_entropy(z, t(LABELS)),
+        "sce-onehot": lambda z: F.cross_entropy(z, t(ONE_HOT)),
+        "sce-soft": lambda z: F.cross_entropy(z, t(SOFT)),
+        "sce-smooth": lambda z: F.cross_entropy(z, t(LABELS), label_smoothing=0.2),
+        "sce-weight": lambda z: F.cross_entropy(z, t(LABELS), weight=w),
+        "sce-weight-smooth": lambda z: F.cross_entropy(z, t(LABELS), weight=w, label_smoothing=0.1),
+        "crossentropy-alias": lambda z: F.cross_entropy(z, t(ONE_HOT)),
+        "nll": lambda z: F.nll_loss(z, t(LABELS)),
+        "nll-weight": lambda z: F.nll_loss(z, t(ONE_HOT.argmax(1)), weight=t([1.0, 2, 3, 4], dtype=torch.float64)),
+        "sigmoid-ce": lambda z: F.binary_cross_entropy_with_logits(z, t(BINARY)),
+        "mse": lambda z: F.mse_loss(z, t(REG_TARGET)),
+        "mae": lambda z: F.l1_loss(z, t(REG_TARGET)),
+        "huber": lambda z: F.huber_loss(z, t(REG_TARGET), delta=1.0),
+    }[name]
+
+
+@pytest.mark.parametrize("name,loss,pred,target", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_value_and_gradient_match_pytorch(name, loss, pred, target):
+    torch = pytest.importorskip("torch")
+    z = torch.tensor(pred, requires_grad=True)
+    expected = _torch_loss(name)(z)
+    expected.backward()
+    value, grad = loss.loss_and_grad(pred, target)
+    assert value == pytest.approx(expected.item(), rel=1e-10)
+    np.testing.assert_allclose(grad, z.grad.numpy(), rtol=1e-9, atol=1e-12)
