@@ -85,6 +85,6 @@ class Model:
                 f"per-layer dicts, got {type(step).__name__}"
             )
         xp = backend.xp()
-        for layer_step, layer in zip(step, self.net.layers):
+        for layer_step, layer in zip(step, self.net.layers, strict=True):
             for key, value in layer_step.items():
                 layer.params[key] += xp.asarray(value, dtype=layer.params[key].dtype)

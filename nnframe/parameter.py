@@ -99,7 +99,7 @@ class ParamBuffer(Mapping[str, Array]):
         self._views = {
             name: flat[start : start + size].reshape(shape)
             for name, shape, start, size in zip(
-                layout.names, layout.shapes, layout.offsets, layout.sizes
+                layout.names, layout.shapes, layout.offsets, layout.sizes, strict=True
             )
         }
 
