@@ -1,0 +1,37 @@
+"""Data: batching, preprocessing, the IDX format and the MNIST / Fashion-MNIST / CIFAR-10 loaders.
+
+::
+
+    from nnframe import data
+
+    (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist()   # uint8 (N, 28, 28, 1)
+    x_train = data.scale_pixels(x_train)                              # float32 in [0, 1]
+    (x_tr, y_tr), (x_val, y_val) = data.train_val_split(x_train, y_train, 0.1, rng=0)
+    for xb, yb in data.batches(x_tr, y_tr, batch_size=128, shuffle=True, rng=0):
+        ...
+"""
+
+from nnframe.data.batching import BatchIterator, batches
+from nnframe.data.datasets import (
+    CHECKSUMS,
+    CLASS_NAMES,
+    MIRRORS,
+    SYSTEM_DATA_DIRS,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    load_cifar10,
+    load_dataset,
+    load_fashion_mnist,
+    load_mnist,
+    user_cache_dir,
+)
+from nnframe.data.download import DownloadError, download_file
+from nnframe.data.idx import IDXFormatError, read_idx, write_idx
+from nnframe.data.preprocessing import one_hot, scale_pixels, standardize, train_val_split
+
+__all__ = [
+    "CHECKSUMS", "CLASS_NAMES", "MIRRORS", "SYSTEM_DATA_DIRS", "BatchIterator", "DatasetFormatError",
+    "DatasetNotFoundError", "DownloadError", "IDXFormatError", "batches", "download_file", "load_cifar10",
+    "load_dataset", "load_fashion_mnist", "load_mnist", "one_hot", "read_idx", "scale_pixels",
+    "standardize", "train_val_split", "user_cache_dir", "write_idx",
+]

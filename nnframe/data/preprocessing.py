@@ -1,0 +1,152 @@
+"""Host-side preparation of data sets: one-hot labels, a seeded split, normalisation.
+
+These work on host (NumPy) arrays, once, before training; the batch iterator then
+moves batches to the backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnframe import backend, functional
+from nnframe.random import get_rng
+
+_CHUNK_ELEMENTS = 1 << 22  # elements per pass in standardize: no float64 copy of the whole data set
+
+
+def one_hot(labels: Any, num_classes: int, dtype: Any = None) -> np.ndarray:
+    """``(N, K)`` one-hot rows for integer class labels, as a host array.
+
+    Args:
+        labels: integer labels of shape ``(N,)`` in ``[0, num_classes)``.
+        num_classes: ``K``.
+        dtype: float dtype of the result (default: the framework dtype).
+
+    Raises:
+        ValueError: for non-integer labels, a wrong shape, or a label out of range.
+    """
+    labels = np.asarray(labels)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"one_hot: num_classes must be a positive integer, got {num_classes!r}")
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"one_hot: labels must be integers, got dtype {labels.dtype}")
+    return backend.to_host(functional.one_hot(labels.astype(np.int64), int(num_classes), dtype=dtype))
+
+
+def train_val_split(x: Any, y: Any, val_fraction: float = 0.1,
+                    rng: int | np.random.Generator | None = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """Split ``(x, y)`` into training and validation parts at random (seeded).
+
+    Each part keeps the original order of its samples.
+
+    Args:
+        x: inputs of shape ``(N, ...)``.
+        y: targets of shape ``(N, ...)``, or ``None``.
+        val_fraction: share of samples for validation, in ``(0, 1)``; the validation
+            part has ``round(N * val_fraction)`` samples (at least one of each part).
+        rng: int seed or ``numpy.random.Generator``.
+
+    Returns:
+        ``(x_train, y_train), (x_val, y_val)``.
+
+    Raises:
+        ValueError: for a fraction outside ``(0, 1)``, mismatched lengths, or too few samples.
+    """
+    n = len(x)
+    if y is not None and len(y) != n:
+        raise ValueError(f"train_val_split: x and y must have the same length, got {n} and {len(y)}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"train_val_split: val_fraction must lie in (0, 1), got {val_fraction!r}")
+    n_val = int(round(n * val_fraction))
+    if n_val < 1 or n_val > n - 1:
+        raise ValueError(
+            f"train_val_split: {n} samples with val_fraction={val_fraction} leave "
+            f"{n_val} for validation and {n - n_val} for training; both need at least one"
+        )
+    perm = get_rng(rng).permutation(n)
+    val_idx = np.sort(perm[:n_val])
+    train_idx = np.sort(perm[n_val:])
+    pick = (lambda a, i: None) if y is None else (lambda a, i: a[i])
+    return (x[train_idx], pick(y, train_idx)), (x[val_idx], pick(y, val_idx))
+
+
+def scale_pixels(x: Any, dtype: Any = None) -> np.ndarray:
+    """uint8 pixels 0..255 to floats in ``[0, 1]``: ``x / 255`` in the framework dtype.
+
+    Args:
+        x: uint8 array of any shape (a batch or a whole data set).
+        dtype: float32 or float64 (default: the framework dtype).
+
+    Raises:
+        ValueError: if ``x`` is not uint8 (already scaled data would be scaled twice).
+    """
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise ValueError(f"scale_pixels: expected uint8 pixels in 0..255, got dtype {x.dtype}")
+    dtype = backend.get_default_dtype() if dtype is None else backend.as_float_dtype(dtype)
+    return np.divide(x, 255, dtype=dtype)  # correctly rounded, 255 -> exactly 1.0
+
+
+def standardize(x: Any, mean: Any = None, std: Any = None,
+                dtype: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel standardisation ``(x - mean) / std`` over the last axis (NHWC: C).
+
+    Compute the statistics on the training set and pass them for the test set::
+
+        x_train, mean, std = standardize(x_train)
+        x_test, _, _ = standardize(x_test, mean, std)
+
+    Args:
+        x: array of shape ``(N, ..., C)``; uint8 is cast (not scaled) first.
+        mean: per-channel means of shape ``(C,)`` (or a scalar); computed from ``x`` if ``None``.
+        std: per-channel standard deviations (population, ddof=0); computed if ``None``.
+            Channels with zero deviation use 1, so constant features map to 0.
+        dtype: float32 or float64 (default: the framework dtype).
+
+    Returns:
+        ``(x_std, mean, std)``: ``x_std`` like ``x`` in ``dtype``; ``mean``, ``std`` of shape ``(C,)``.
+
+    Shapes:
+        ``x``: ``(N, ..., C)``; ``mean``, ``std``: ``(C,)``.
+    """
+    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    if x.ndim < 2:
+        raise ValueError(f"standardize: x must have shape (N, ..., C), got {x.shape}")
+    if x.size == 0 and (mean is None or std is None):
+        raise ValueError(f"standardize: cannot compute statistics of an empty array {x.shape}")
+    dtype = backend.get_default_dtype() if dtype is None else backend.as_float_dtype(dtype)
+    channels = x.shape[-1]
+    rows = x.reshape(-1, channels)  # (N * ..., C); a view for contiguous x
+    step = max(1, _CHUNK_ELEMENTS // channels)
+    if mean is None:
+        total = np.zeros(channels)
+        for s in range(0, len(rows), step):
+            total += rows[s:s + step].sum(axis=0, dtype=np.float64)
+        mean = total / len(rows)
+    mean = _per_channel(mean, channels, "mean")
+    if std is None:
+        sq = np.zeros(channels)
+        for s in range(0, len(rows), step):
+            sq += ((rows[s:s + step] - mean) ** 2).sum(axis=0)
+        std = np.sqrt(sq / len(rows))
+        std[std == 0] = 1.0
+    std = _per_channel(std, channels, "std")
+    if np.any(std <= 0):
+        raise ValueError(f"standardize: std must be positive, got {std}")
+    mean, std = mean.astype(dtype), std.astype(dtype)
+    out = np.empty(x.shape, dtype=dtype)
+    step = max(1, _CHUNK_ELEMENTS // max(1, int(np.prod(x.shape[1:]))))
+    for s in range(0, len(x), step):
+        out[s:s + step] = (x[s:s + step].astype(dtype) - mean) / std
+    return out, mean, std
+
+
+def _per_channel(value: Any, channels: int, name: str) -> np.ndarray:
+    value = np.asarray(value, dtype=np.float64)
+    if value.ndim == 0:
+        return np.full(channels, float(value))
+    if value.shape != (channels,):
+        raise ValueError(f"standardize: {name} must be a scalar or have shape ({channels},), got {value.shape}")
+    return value
