@@ -253,3 +253,24 @@ def test_the_first_layer_skips_its_input_gradient_in_model_backward():
     m.backward(m.forward(x), y)
     assert m.net.layers[0].requires_input_grad is False
     assert m.net.backward(np.ones((8, 4), np.float32)).shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: layer.Dropout(1.0), r"rate must be in \[0.0, 1.0\), got 1.0"),
+        (lambda: layer.Dropout(-0.1), "rate must be in"),
+        (lambda: layer.Dense(0), "num_out must be a positive integer, got 0"),
+        (lambda: layer.ELU(alpha=0), "alpha must be > 0"),
+        (lambda: layer.GELU("fast"), "approximate must be 'none' or 'tanh'"),
+        (lambda: layer.Reshape((2, -1, -1)), "at most one -1"),
+    ],
+)
+def test_layers_reject_nonsensical_hyperparameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_reshape_error_names_the_shapes():
+    with pytest.raises(ShapeError, match=r"layer 0 \(Reshape\).*\(4, 2\) to \(3, 3\)"):
+        net.Net([layer.Reshape((3, 3))]).forward(np.zeros((2, 4, 2), np.float32))
