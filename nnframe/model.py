@@ -1,20 +1,38 @@
-"""``Model(net, loss, optimizer)``: the seed's three calls.
+"""``Model(net, loss, optimizer)``: the seed's three calls, plus the training loop.
 
 ::
 
     pred = model.forward(x)
     loss, step = model.backward(pred, y)   # loss value and the optimizer's step
     model.apply_grad(step)                 # params += step, one in-place add
+
+    history = model.fit(x, y, epochs=10, validation_split=0.1)   # Keras-style loop
+    model.evaluate(x_test, y_test)          # {"loss": ..., "accuracy": ...}
+    model.save("model.safetensors")         # nnframe.load(path) rebuilds it
+
+``fit`` is a thin loop around :meth:`Model.train_step` (one optimizer step made of
+the three calls); the progress bar, history, early stopping, checkpoints and
+learning-rate schedules are callbacks (:mod:`nnframe.callbacks`). Evaluation and
+prediction run in evaluation mode and restore the previous mode afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from nnframe import backend
+import numpy as np
+
+from nnframe import backend, io
+from nnframe import callbacks as callbacks_mod
+from nnframe import data as data_mod
+from nnframe import metrics as metrics_mod
+from nnframe import random as nn_random
 from nnframe.backend import Array
-from nnframe.loss import BaseLoss
+from nnframe.loss import BaseLoss, NLLLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from nnframe.net import Net
 from nnframe.optimizer import BaseOptimizer
 from nnframe.parameter import ParamBuffer
@@ -29,10 +47,25 @@ class Model:
         optimizer: a :class:`~nnframe.optimizer.BaseOptimizer`.
         check_finite: raise ``ValueError`` in :meth:`backward` when the loss is NaN
             or infinite, before any gradient reaches the parameters.
+        metrics: names or :class:`~nnframe.metrics.Metric` objects reported by
+            :meth:`fit` / :meth:`evaluate` next to the loss; ``None`` picks
+            ``("accuracy",)`` for classification losses and nothing otherwise.
+        scheduler: an :class:`~nnframe.schedule.LRScheduler` on ``optimizer``, saved
+            with checkpoints (stepped by :class:`~nnframe.callbacks.LRSchedulerCallback`).
+
+    Attributes:
+        epoch: epochs completed by :meth:`fit` (saved in checkpoints).
+        global_step: optimizer steps taken by :meth:`train_step`.
+        input_shape: the per-sample input shape (see the property).
+        stop_training: set by a callback to end :meth:`fit` after the current batch.
+        history: the :class:`~nnframe.callbacks.History` of the last :meth:`fit`.
+        metadata: a JSON-serialisable dict saved with checkpoints and restored by
+            :func:`load` (the CLI keeps the data set and the input normalisation there).
     """
 
     def __init__(self, net: Net, loss: BaseLoss, optimizer: BaseOptimizer,
-                 check_finite: bool = True) -> None:
+                 check_finite: bool = True, metrics: Sequence[str | metrics_mod.Metric] | None = None,
+                 scheduler: Any = None) -> None:
         for arg, value, cls in (("net", net, Net), ("loss", loss, BaseLoss),
                                 ("optimizer", optimizer, BaseOptimizer)):
             if not isinstance(value, cls):
@@ -41,10 +74,31 @@ class Model:
         self.loss = loss
         self.optimizer = optimizer
         self.check_finite = check_finite
+        self.metrics = None if metrics is None else _metric_specs(metrics)
+        self.scheduler = scheduler
+        self.epoch = 0
+        self.global_step = 0
+        self._input_shape: tuple[int, ...] | None = None
+        self.stop_training = False
+        self.history: callbacks_mod.History | None = None
+        self.shuffle_rng: np.random.Generator | None = None
+        self.split_seed: int | None = None
+        self._step_metrics: list[metrics_mod.Metric] | None = None
+        self.metadata: dict[str, Any] = {}
 
     def forward(self, inputs: Array) -> Array:
         """The net's output for ``inputs`` (in whatever mode the net is in)."""
         return self.net.forward(inputs)
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """The per-sample input shape (no batch axis): given to :meth:`summary`, read from a
+        checkpoint, or else the shape of the net's last input; ``None`` before any."""
+        return self._input_shape if self._input_shape is not None else self.net.input_shape
+
+    @input_shape.setter
+    def input_shape(self, shape: Sequence[int] | None) -> None:
+        self._input_shape = None if shape is None else tuple(int(s) for s in shape)
 
     def backward(self, preds: Array, targets: Array) -> tuple[float, ParamBuffer]:
         """Loss of ``preds`` against ``targets`` and the optimizer's step.
@@ -88,3 +142,404 @@ class Model:
         for layer_step, layer in zip(step, self.net.layers, strict=True):
             for key, value in layer_step.items():
                 layer.params[key] += xp.asarray(value, dtype=layer.params[key].dtype)
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self, inputs: Array, targets: Array) -> dict[str, float]:
+        """One optimizer step on a batch, made of the seed's three calls.
+
+        Runs in whatever mode the net is in (:meth:`fit` puts it in training mode).
+
+        Returns:
+            ``{"loss": value, <metric name>: value, ...}`` for this batch (metrics on
+            the outputs computed before the step).
+
+        Shapes:
+            ``inputs`` ``(N, ...)``; ``targets`` integer labels ``(N,)``, one-hot ``(N, K)``
+            or whatever the loss takes.
+        """
+        preds = self.forward(inputs)
+        loss, step = self.backward(preds, targets)
+        self.apply_grad(step)
+        self.global_step += 1
+        return {"loss": loss, **self._batch_metrics(preds, targets)}
+
+    def eval_step(self, inputs: Array, targets: Array) -> dict[str, float]:
+        """Loss and metrics on a batch, without changing any parameter.
+
+        Runs in whatever mode the net is in (:meth:`evaluate` puts it in evaluation mode).
+        """
+        preds = self.forward(inputs)
+        return {"loss": self.loss.loss(preds, targets), **self._batch_metrics(preds, targets)}
+
+    def _batch_metrics(self, preds: Array, targets: Array) -> dict[str, float]:
+        if self._step_metrics is None:
+            self._step_metrics = self._make_metrics()
+        return {m.name: m.compute(preds, targets) for m in self._step_metrics}
+
+    def _make_metrics(self) -> list[metrics_mod.Metric]:
+        binary = isinstance(self.loss, SigmoidCrossEntropy)
+        specs = self.metrics
+        if specs is None:
+            classification = isinstance(self.loss, (SoftmaxCrossEntropy, NLLLoss, SigmoidCrossEntropy))
+            specs = ["accuracy"] if classification else []
+        made = [metrics_mod.get(s, binary=binary) if isinstance(s, str) else _copy_metric(s) for s in specs]
+        names = [m.name for m in made]
+        if len(set(names)) != len(names) or "loss" in names:
+            raise ValueError(f"metric names must be unique and not 'loss', got {names}")
+        return made
+
+    # ---------------------------------------------------------------- evaluation
+    @contextlib.contextmanager
+    def mode(self, training: bool) -> Iterator[Model]:
+        """Context manager: every layer in training (or evaluation) mode; each layer's
+        previous mode is restored on exit, exceptions included."""
+        previous = [layer.is_training for layer in self.net.layers]
+        self.net.is_training = training
+        try:
+            yield self
+        finally:
+            for layer, was_training in zip(self.net.layers, previous, strict=True):
+                layer.is_training = was_training
+
+    def evaluate(self, x: Any, y: Any, batch_size: int = 128) -> dict[str, float]:
+        """Mean loss and metrics over ``(x, y)``, in evaluation mode.
+
+        Batch values are weighted by batch size, so the result does not depend on
+        ``batch_size`` (up to float rounding).
+
+        Returns:
+            ``{"loss": ..., "accuracy": ..., ...}``.
+        """
+        trackers: dict[str, metrics_mod.Mean] = {}
+        with self.mode(training=False):
+            for xb, yb in self._batches(x, y, batch_size):
+                logs = self.eval_step(xb, yb)
+                for key, value in logs.items():
+                    trackers.setdefault(key, metrics_mod.Mean(key)).update_value(value, len(xb))
+        if not trackers:
+            raise ValueError("evaluate: x has no samples")
+        return {key: tracker.result() for key, tracker in trackers.items()}
+
+    def predict(self, x: Any, batch_size: int = 1024) -> Array:
+        """The net's outputs for ``x``, computed in batches in evaluation mode.
+
+        Shapes:
+            ``x`` ``(N, ...)`` -> the net's output ``(N, ...)``.
+        """
+        xp = backend.xp()
+        with self.mode(training=False):
+            outputs = [self.forward(xb) for xb in self._batches(x, None, batch_size)]
+        if not outputs:
+            raise ValueError("predict: x has no samples")
+        return outputs[0] if len(outputs) == 1 else xp.concatenate(outputs, axis=0)
+
+    def _batches(self, x: Any, y: Any, batch_size: int, shuffle: bool = False,
+                 rng: np.random.Generator | None = None) -> data_mod.BatchIterator:
+        """Batches of ``x`` in the net's dtype (integer input kept for layers that take indices)."""
+        dtype = self.net.dtype
+        first = self.net.layers[0] if self.net.layers else None
+        x_dtype = getattr(x, "dtype", None)
+        if first is not None and first.accepts_integer_input and x_dtype is not None \
+                and np.dtype(x_dtype).kind in "iu":
+            dtype = x_dtype
+        return data_mod.batches(x, y, batch_size=batch_size, shuffle=shuffle, rng=rng, dtype=dtype)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 128,
+            validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0,
+            shuffle: bool = True, callbacks: Sequence[callbacks_mod.Callback] | None = None,
+            verbose: int = 1, metrics: Sequence[str | metrics_mod.Metric] | None = None,
+            initial_epoch: int = 0, resume_from: str | os.PathLike | None = None,
+            rng: int | np.random.Generator | None = None) -> callbacks_mod.History:
+        """Train for epochs ``initial_epoch .. epochs - 1`` and return the :class:`History`.
+
+        Each epoch: shuffle (from one generator kept on the model), run
+        :meth:`train_step` on every batch in training mode, then :meth:`evaluate` the
+        validation data in evaluation mode. Epoch logs: ``loss`` and metrics (means
+        over the epoch's training batches, as trained), ``val_loss``, ``val_<metric>``,
+        ``lr`` (the learning rate used in the epoch).
+
+        Args:
+            x, y: training inputs ``(N, ...)`` and targets (labels ``(N,)`` or one-hot ``(N, K)``).
+            epochs: the index of the last epoch + 1 (Keras' convention: with
+                ``initial_epoch=3, epochs=5`` two epochs run).
+            batch_size: samples per batch.
+            validation_data: ``(x_val, y_val)``.
+            validation_split: instead, hold out this fraction of ``(x, y)`` at random
+                (the split's seed is drawn once and saved in checkpoints).
+            shuffle: reshuffle the training data every epoch.
+            callbacks: :class:`~nnframe.callbacks.Callback` objects. A
+                :class:`~nnframe.callbacks.History` is always added, and a progress bar
+                when ``verbose``; :class:`~nnframe.callbacks.ModelCheckpoint` callbacks
+                run after the others, so a checkpoint holds the state after every
+                other callback's end-of-epoch change (e.g. a scheduler step).
+            verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+            metrics: replace the model's metrics (see :class:`Model`).
+            initial_epoch: the epoch to start from.
+            resume_from: a checkpoint written by :meth:`save` (e.g. by ``ModelCheckpoint``):
+                weights, optimizer, scheduler and every generator are restored and
+                training continues at the checkpoint's epoch, bit-identical to a run
+                that was never interrupted. Callbacks' own counters (early stopping's
+                patience...) start afresh.
+            rng: seed or generator for shuffling and the validation split (default: the
+                model's generator from an earlier fit or checkpoint, else a child of the
+                global generator).
+
+        Returns:
+            The :class:`~nnframe.callbacks.History` (also kept as ``self.history``).
+        """
+        _check_int("epochs", epochs, 0)
+        _check_int("initial_epoch", initial_epoch, 0)
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
+        if validation_data is not None and validation_split:
+            raise ValueError("fit: pass validation_data or validation_split, not both")
+        if validation_data is not None and (not isinstance(validation_data, (tuple, list))
+                                            or len(validation_data) != 2):
+            raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
+        if metrics is not None:
+            self.metrics = _metric_specs(metrics)
+            self._step_metrics = None
+        if rng is not None or self.shuffle_rng is None:
+            self.shuffle_rng = nn_random.get_rng(rng)
+
+        cbs = self._callback_list(callbacks, verbose)
+        cbs.set_model(self)
+        if resume_from is not None:
+            self._restore(io.read_checkpoint(resume_from), restore_global_rng=True)
+            initial_epoch = self.epoch
+        if validation_split:
+            if self.split_seed is None:
+                self.split_seed = int(self.shuffle_rng.integers(2**63 - 1))
+            (x, y), validation_data = data_mod.train_val_split(
+                x, y, validation_split, rng=np.random.default_rng(self.split_seed))
+        train_batches = self._batches(x, y, batch_size, shuffle=shuffle, rng=self.shuffle_rng)
+        cbs.set_params({"epochs": epochs, "initial_epoch": initial_epoch, "steps": len(train_batches),
+                        "samples": len(x), "verbose": verbose, "batch_size": batch_size})
+        self.history = next(c for c in cbs.callbacks if isinstance(c, callbacks_mod.History))
+        self.stop_training = False
+        logs: dict[str, Any] = {}
+        with self.mode(training=True):
+            cbs.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                logs = self._run_epoch(epoch, train_batches, validation_data, batch_size, cbs)
+                if self.stop_training:
+                    break
+            cbs.on_train_end(logs)
+        return self.history
+
+    def _run_epoch(self, epoch: int, train_batches: data_mod.BatchIterator,
+                   validation_data: tuple[Any, Any] | None, batch_size: int,
+                   cbs: callbacks_mod.CallbackList) -> dict[str, Any]:
+        self.net.train()
+        cbs.on_epoch_begin(epoch)
+        trackers: dict[str, metrics_mod.Mean] = {}
+        for index, (xb, yb) in enumerate(train_batches):
+            size = len(xb)
+            cbs.on_batch_begin(index, {"batch": index, "size": size})
+            for key, value in self.train_step(xb, yb).items():
+                trackers.setdefault(key, metrics_mod.Mean(key)).update_value(value, size)
+            cbs.on_batch_end(index, {"batch": index, "size": size,
+                                     **{k: t.result() for k, t in trackers.items()}})
+            if self.stop_training:
+                break
+        logs: dict[str, Any] = {k: t.result() for k, t in trackers.items()}
+        if validation_data is not None:
+            val = self.evaluate(validation_data[0], validation_data[1], batch_size)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        logs["lr"] = float(self.optimizer.lr)
+        self.epoch = epoch + 1
+        cbs.on_epoch_end(epoch, logs)
+        return logs
+
+    def _callback_list(self, callbacks: Sequence[callbacks_mod.Callback] | None,
+                       verbose: int) -> callbacks_mod.CallbackList:
+        user = callbacks_mod.CallbackList(callbacks or []).callbacks  # checks the types
+        checkpoints = [c for c in user if isinstance(c, callbacks_mod.ModelCheckpoint)]
+        others = [c for c in user if not isinstance(c, callbacks_mod.ModelCheckpoint)]
+        built: list[callbacks_mod.Callback] = [callbacks_mod.History()]
+        if verbose and not any(isinstance(c, callbacks_mod.ProgressBar) for c in user):
+            built.append(callbacks_mod.ProgressBar(verbose))
+        return callbacks_mod.CallbackList(built + others + checkpoints)
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, input_shape: Sequence[int] | None = None, print_fn: Any = print) -> str:
+        """Print (and return) a table: layer index, name, output shape, parameter count.
+
+        Args:
+            input_shape: the per-sample input shape (no batch axis), e.g. ``(28, 28, 1)``;
+                default: the shape seen by the first forward pass or stored in the checkpoint.
+            print_fn: where the text goes (``None``: only returned).
+
+        Raises:
+            ValueError: when the input shape is unknown.
+        """
+        if input_shape is not None:
+            self.input_shape = input_shape
+        shape = self.input_shape
+        if shape is None:
+            raise ValueError("summary: the input shape is unknown; pass input_shape=(...) without the batch "
+                             "axis, e.g. model.summary(input_shape=(28, 28, 1))")
+        shapes = self._output_shapes(shape)
+        rows = [(str(i), layer.name, str((None, *out)), f"{layer.num_params:,}")
+                for i, (layer, out) in enumerate(zip(self.net.layers, shapes, strict=True))]
+        header = ("#", "Layer", "Output shape", "Params")
+        widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
+
+        def line(row: Sequence[str]) -> str:
+            return (f"{row[0]:>{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  "
+                    f"{row[3]:>{widths[3]}}")
+
+        rule = "-" * len(line(header))
+        buffers = sum(int(v.size) for layer in self.net.layers for v in layer.nt_params.values()
+                      if v is not None)
+        text = "\n".join([
+            f"Model: {len(self.net.layers)} layers, input {(None, *shape)}, {self.net.dtype}",
+            rule, line(header), rule, *map(line, rows), rule,
+            f"Total params: {self.net.num_params:,}" + (f" (+ {buffers:,} non-trainable)" if buffers else ""),
+            f"Loss: {self.loss!r}   Optimizer: {self.optimizer!r}",
+        ])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def _output_shapes(self, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Each layer's per-sample output shape, from one zero sample run in evaluation mode."""
+        xp = backend.xp()
+        first = self.net.layers[0] if self.net.layers else None
+        dtype = np.int64 if first is not None and first.accepts_integer_input else self.net.dtype
+        if not self.net.is_built:
+            with self.mode(training=False):
+                self.net.forward(xp.zeros((1, *shape), dtype=dtype))
+        shapes = []
+        with self.mode(training=False):
+            out = xp.zeros((1, *shape), dtype=dtype)
+            for layer in self.net.layers:
+                out = layer.forward(out)
+                shapes.append(tuple(int(s) for s in out.shape[1:]))
+        return shapes
+
+    # --------------------------------------------------------------- checkpoints
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a checkpoint (architecture, weights, optimizer, scheduler, RNG, epoch, step).
+
+        One safetensors file, written atomically; :func:`load` rebuilds the model and
+        ``fit(..., resume_from=path)`` continues the run. See :mod:`nnframe.io`.
+
+        Raises:
+            nnframe.io.CheckpointError: when the net is not built yet.
+        """
+        extra = {
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "metrics": None if self.metrics is None else [_metric_to_config(m) for m in self.metrics],
+            "metadata": self.metadata,
+        }
+        train_state = {
+            "epoch": self.epoch,
+            "step": self.global_step,
+            "shuffle_rng": None if self.shuffle_rng is None else io.generator_state(self.shuffle_rng),
+            "split_seed": self.split_seed,
+        }
+        io.save_checkpoint(path, self.net, self.loss, self.optimizer, scheduler=self.scheduler,
+                           extra_config=extra, train_state=train_state)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, restore_global_rng: bool = False) -> Model:
+        """Rebuild a model from a checkpoint, without the code that built it.
+
+        Args:
+            path: a file written by :meth:`save`.
+            restore_global_rng: also reset nnframe's global generator to its saved state
+                (``fit(resume_from=...)`` does this).
+
+        Raises:
+            nnframe.io.CheckpointError: for a malformed, truncated, hostile or mismatched file.
+        """
+        ckpt = io.read_checkpoint(path)
+        net, loss, optimizer = io.build_parts(ckpt)
+        metric_specs = ckpt.config.get("metrics")
+        try:
+            metrics = None if metric_specs is None else [_metric_from_config(m) for m in metric_specs]
+        except (TypeError, ValueError) as exc:
+            raise io.CheckpointError(f"checkpoint {ckpt.path!r}: bad metrics config: {exc}") from None
+        model = cls(net, loss, optimizer, metrics=metrics)
+        metadata = ckpt.config.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise io.CheckpointError(f"checkpoint {ckpt.path!r}: metadata must be a JSON object, "
+                                     f"got {type(metadata).__name__}")
+        model.metadata = metadata
+        model._restore(ckpt, restore_global_rng=restore_global_rng)
+        return model
+
+    def _restore(self, ckpt: io.Checkpoint, restore_global_rng: bool) -> None:
+        """Load a checkpoint's weights and training state into this model (validated first)."""
+        state = ckpt.state
+        where = f"checkpoint {ckpt.path!r}"
+        epoch, step, split_seed = state.get("epoch", 0), state.get("step", 0), state.get("split_seed")
+        for name, value in (("epoch", epoch), ("step", step), ("split_seed", split_seed)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise io.CheckpointError(f"{where}: {name} must be a non-negative integer, got {value!r}")
+        shuffle_state = state.get("shuffle_rng")
+        shuffle_rng = None if shuffle_state is None else io.restore_generator(None, shuffle_state, "shuffling")
+        global_state = (state.get("rng") or {}).get("global")
+        global_rng = None
+        if restore_global_rng and global_state is not None:
+            global_rng = io.restore_generator(None, global_state, "the global generator")
+        shape = io.input_shape_of(ckpt)
+        if not self.net.is_built:
+            if shape is None:
+                raise io.CheckpointError(f"{where}: no input_shape stored and the net is not built")
+            self.net.build((1, *shape))
+        self.scheduler = io.restore_into(ckpt, self.net, self.optimizer, self.scheduler)
+        self.epoch, self.global_step, self.split_seed = epoch, step, split_seed
+        if shape is not None:
+            self.input_shape = shape
+        if shuffle_rng is not None:
+            if self.shuffle_rng is not None and type(self.shuffle_rng.bit_generator) is type(shuffle_rng.bit_generator):
+                self.shuffle_rng.bit_generator.state = shuffle_rng.bit_generator.state
+            else:
+                self.shuffle_rng = shuffle_rng
+        if global_rng is not None:
+            nn_random.set_state(global_rng.bit_generator.state)
+
+
+load = Model.load
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"fit: {name} must be an integer >= {low}, got {value!r}")
+
+
+def _metric_specs(metrics: Any) -> list[str | metrics_mod.Metric]:
+    if isinstance(metrics, (str, metrics_mod.Metric)):
+        metrics = [metrics]
+    specs = list(metrics)
+    for spec in specs:
+        if isinstance(spec, str):
+            metrics_mod.get(spec)  # fail early on unknown names
+        elif not isinstance(spec, metrics_mod.Metric):
+            raise TypeError(f"metrics must be names or Metric objects, got {type(spec).__name__}")
+    return specs
+
+
+def _copy_metric(metric: metrics_mod.Metric) -> metrics_mod.Metric:
+    return type(metric)(**metric.get_config())
+
+
+def _metric_to_config(metric: str | metrics_mod.Metric) -> Any:
+    if isinstance(metric, str):
+        return metric
+    return {"class": type(metric).__name__, **metric.get_config()}
+
+
+def _metric_from_config(config: Any) -> str | metrics_mod.Metric:
+    if isinstance(config, str):
+        return config
+    if not isinstance(config, dict):
+        raise TypeError(f"expected a metric name or object, got {type(config).__name__}")
+    config = dict(config)
+    cls = getattr(metrics_mod, str(config.pop("class", "")), None)
+    if not (isinstance(cls, type) and issubclass(cls, metrics_mod.Metric)):
+        raise ValueError(f"unknown metric class in {config!r}")
+    return cls(**config)

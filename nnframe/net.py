@@ -45,11 +45,13 @@ class Net:
         self._params: ParamBuffer | None = None
         self._grads: ParamBuffer | None = None
         self._bindings: list[tuple[Layer, str, str]] = []  # (layer, key, dotted name)
+        self.input_shape: tuple[int, ...] | None = None  # per-sample shape of the last input (checkpoints)
 
     # ----------------------------------------------------------------- the seed's API
     def forward(self, inputs: Array) -> Array:
         """Run every layer in order and return the output."""
         x = self._cast_input(inputs)
+        self.input_shape = tuple(int(s) for s in x.shape[1:])
         for index, layer in enumerate(self.layers):
             try:
                 x = layer.forward(x)

@@ -134,6 +134,7 @@ class OneCycleLR(LRScheduler):
         if not 0.0 < float(pct_start) < 1.0:
             raise ValueError(f"OneCycleLR: pct_start must be in (0, 1), got {pct_start}")
         self.pct_start = float(pct_start)
+        self.div_factor, self.final_div_factor = float(div_factor), float(final_div_factor)  # for checkpoints
         self.initial_lr = self.max_lr / float(div_factor)
         self.min_lr = self.initial_lr / float(final_div_factor)
         super().__init__(optimizer)

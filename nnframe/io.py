@@ -1,0 +1,574 @@
+"""Checkpoints: one safetensors file with the architecture, the weights and the training state.
+
+Layout of a checkpoint (format ``nnframe-checkpoint``, version :data:`FORMAT_VERSION`):
+
+* tensors ``net/<dotted name>`` (``Net.state_dict()``: parameters and buffers) and
+  ``optimizer/<buffer>.<dotted name>`` (``optimizer.state_dict()["arrays"]``);
+* metadata (strings, as safetensors requires): ``format``, ``format_version``,
+  ``nnframe_version``, ``config`` (JSON: the net's ``get_config()``, the loss, the
+  optimizer, the scheduler, the input shape, the metrics: enough to rebuild the
+  model without the code that built it) and ``state`` (JSON: epoch, step, the
+  optimizer's iteration count and lr, the scheduler's state, the global generator's,
+  the shuffling generator's and every layer generator's state).
+
+Writing is atomic: the bytes go to a temporary file in the same directory, which
+is flushed and fsync'ed, then renamed over the target, and the directory is
+fsync'ed; a crash at any point leaves the previous checkpoint intact.
+
+Reading never executes code: the header is parsed here first (8-byte little-endian
+length, then JSON) and every size is checked against the file's length before the
+bytes reach ``safetensors``; a bad file raises :class:`CheckpointError` saying what
+is wrong. Pickles and npz archives are refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nnframe import loss as loss_mod
+from nnframe import optimizer as optimizer_mod
+from nnframe import random as nn_random
+from nnframe import schedule as schedule_mod
+from nnframe.net import Net
+
+FORMAT_NAME = "nnframe-checkpoint"
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+MAX_INPUT_ELEMENTS = 1 << 26  # one sample; bounds the zero batch used to build a loaded net
+_DTYPES = {
+    "F16": np.float16, "F32": np.float32, "F64": np.float64, "BOOL": np.bool_,
+    "I8": np.int8, "I16": np.int16, "I32": np.int32, "I64": np.int64,
+    "U8": np.uint8, "U16": np.uint16, "U32": np.uint32, "U64": np.uint64,
+}
+_BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
+                   "Philox": np.random.Philox, "SFC64": np.random.SFC64, "MT19937": np.random.MT19937}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is malformed, truncated, hostile or does not fit the model."""
+
+
+@dataclass
+class Checkpoint:
+    """The parsed contents of a checkpoint file.
+
+    Attributes:
+        config: architecture and hyperparameters (``net``, ``loss``, ``optimizer``,
+            ``scheduler``, ``input_shape``, ``metrics``).
+        state: training state (``epoch``, ``step``, ``optimizer``, ``scheduler``, ``rng``, ...).
+        net_arrays: ``{"0.w": array, ...}``.
+        optimizer_arrays: ``{"m.0.w": array, ...}``.
+        path: where it was read from.
+    """
+
+    config: dict[str, Any]
+    state: dict[str, Any]
+    net_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    optimizer_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    path: str = ""
+
+
+# ------------------------------------------------------------------------ writing
+def loss_config(loss: loss_mod.BaseLoss) -> dict[str, Any]:
+    """``{"class": name, **loss.get_config()}`` for :func:`nnframe.loss.get`."""
+    return {"class": type(loss).__name__, **loss.get_config()}
+
+
+def scheduler_config(scheduler: schedule_mod.LRScheduler) -> dict[str, Any]:
+    """``{"class": name, **constructor arguments}`` of a scheduler (without the optimizer).
+
+    Uses ``scheduler.get_config()`` when it exists, else reads each constructor
+    argument from the attribute of the same name.
+
+    Raises:
+        CheckpointError: when an argument is not stored on the scheduler.
+    """
+    name = type(scheduler).__name__
+    if hasattr(scheduler, "get_config"):
+        return {"class": name, **scheduler.get_config()}
+    import inspect  # noqa: PLC0415 - only needed here
+
+    config: dict[str, Any] = {"class": name}
+    for param in list(inspect.signature(type(scheduler).__init__).parameters)[1:]:
+        if param == "optimizer":
+            continue
+        if not hasattr(scheduler, param):
+            raise CheckpointError(
+                f"cannot save scheduler {name}: its argument {param!r} is not stored as an attribute; "
+                "give the class a get_config() method"
+            )
+        value = getattr(scheduler, param)
+        config[param] = list(value) if isinstance(value, (list, tuple)) else value
+    return config
+
+
+def generator_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The JSON-serialisable state of a numpy ``Generator``."""
+    return rng.bit_generator.state
+
+
+def layer_generators(net: Net) -> dict[str, np.random.Generator]:
+    """Every generator held by a layer, as ``{"<layer index>.<attribute>": generator}``."""
+    return {
+        f"{index}.{attr}": value
+        for index, layer in enumerate(net.layers)
+        for attr, value in vars(layer).items()
+        if isinstance(value, np.random.Generator)
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, net: Net, loss: loss_mod.BaseLoss,
+                    optimizer: optimizer_mod.BaseOptimizer, scheduler: Any = None,
+                    extra_config: dict[str, Any] | None = None,
+                    train_state: dict[str, Any] | None = None) -> None:
+    """Write one checkpoint file atomically.
+
+    Args:
+        path: the file to (over)write.
+        net, loss, optimizer: the model's parts; the net must be built.
+        scheduler: an :class:`~nnframe.schedule.LRScheduler` or ``None``.
+        extra_config: more JSON for ``config`` (``input_shape``, ``metrics``).
+        train_state: more JSON for ``state`` (``epoch``, ``step``, shuffling RNG...).
+
+    Raises:
+        CheckpointError: for an unbuilt net or state that cannot be serialised.
+    """
+    if not net.is_built:
+        raise CheckpointError("cannot save a net that is not built: run it on a batch (or Net.build) first")
+    config = {
+        "net": net.get_config(),
+        "loss": loss_config(loss),
+        "optimizer": optimizer.get_config(),
+        "scheduler": None if scheduler is None else scheduler_config(scheduler),
+        **(extra_config or {}),
+    }
+    opt_state = optimizer.state_dict()
+    state = {
+        "optimizer": {"iterations": opt_state["iterations"], "lr": opt_state["lr"]},
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "rng": {
+            "global": nn_random.get_state(),
+            "layers": {k: generator_state(g) for k, g in layer_generators(net).items()},
+        },
+        **(train_state or {}),
+    }
+    tensors = {f"net/{k}": np.ascontiguousarray(v) for k, v in net.state_dict().items()}
+    tensors.update({f"optimizer/{k}": np.ascontiguousarray(v) for k, v in opt_state["arrays"].items()})
+    try:
+        metadata = {
+            "format": FORMAT_NAME,
+            "format_version": str(FORMAT_VERSION),
+            "nnframe_version": _nnframe_version(),
+            "config": json.dumps(config, allow_nan=False),
+            "state": json.dumps(state, allow_nan=False),
+        }
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"cannot serialise the checkpoint's config/state as JSON: {exc}") from exc
+    from safetensors.numpy import save as st_save  # noqa: PLC0415 - heavy import kept local
+
+    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+
+
+def _nnframe_version() -> str:
+    import nnframe  # noqa: PLC0415 - the package imports this module
+
+    return getattr(nnframe, "__version__", "unknown")
+
+
+def _write_all(file: Any, data: bytes) -> None:
+    """Write ``data`` to ``file`` in chunks (a seam for crash tests)."""
+    view = memoryview(data)
+    chunk = 1 << 24
+    for start in range(0, len(view), chunk):
+        file.write(view[start : start + chunk])
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically: temp file, flush, fsync, rename, fsync dir.
+
+    On any failure the temporary file is removed and ``path`` is untouched.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            _write_all(file, data)
+            file.flush()
+            os.fsync(file.fileno())
+        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # not every platform lets a directory be fsync'ed
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+# ------------------------------------------------------------------------ reading
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise CheckpointError(f"duplicate key {key!r} in the header")
+        result[key] = value
+    return result
+
+
+def _sniff(head: bytes) -> str:
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return " (it is a zip archive, e.g. a NumPy .npz: not a nnframe checkpoint; refusing it)"
+    if head[:1] == b"\x80" and head[1:2] in bytes(range(2, 6)):
+        return " (it looks like a Python pickle: refusing to load it, pickles can run code)"
+    if head.startswith(b"\x93NUMPY"):
+        return " (it is a NumPy .npy file: not a nnframe checkpoint)"
+    return ""
+
+
+def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], dict[str, str], int]:
+    """Parse and validate a safetensors header.
+
+    Returns:
+        ``(tensors, metadata, data_start)``: ``{name: {"dtype", "shape", "data_offsets"}}``,
+        the metadata strings, and where the tensor bytes begin.
+
+    Raises:
+        CheckpointError: naming the first structural problem found.
+    """
+    size = len(data)
+    if size < 8:
+        raise CheckpointError(f"{name}: truncated: {size} bytes, but a checkpoint starts with an "
+                              f"8-byte header length{_sniff(data)}")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > size - 8 or header_len > MAX_HEADER_BYTES or header_len < 2:
+        raise CheckpointError(
+            f"{name}: header length field says {header_len} bytes but the file has {size - 8} bytes "
+            f"after it (limit {MAX_HEADER_BYTES}): truncated or not a safetensors checkpoint{_sniff(data)}"
+        )
+    try:
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{name}: {exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, huge ints
+        raise CheckpointError(f"{name}: the header is not valid JSON ({exc}){_sniff(data)}") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{name}: the header must be a JSON object, got {type(header).__name__}")
+    metadata = header.pop("__metadata__", None)
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise CheckpointError(f"{name}: the header has no __metadata__ of strings: not a nnframe checkpoint")
+    data_len = size - 8 - header_len
+    problems, spans = [], []
+    for key, info in header.items():
+        problem = _check_entry(key, info, data_len)
+        if problem:
+            problems.append(problem)
+        else:
+            spans.append((info["data_offsets"][0], info["data_offsets"][1], key))
+    if problems:
+        raise CheckpointError(f"{name}: bad tensor entries: " + "; ".join(problems[:20])
+                              + (f"; ... ({len(problems)} in all)" if len(problems) > 20 else ""))
+    position = 0
+    for begin, end, key in sorted(spans):
+        if begin != position:
+            raise CheckpointError(f"{name}: tensor {key!r} starts at byte {begin}, expected {position} "
+                                  "(overlapping or gapped data)")
+        position = end
+    if position != data_len:
+        raise CheckpointError(f"{name}: the tensors cover {position} bytes but the file holds {data_len} "
+                              "after the header (truncated or padded)")
+    return header, metadata, 8 + header_len
+
+
+def _check_entry(key: str, info: Any, data_len: int) -> str | None:
+    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        return f"{key!r}: expected an object with dtype, shape, data_offsets"
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if dtype not in _DTYPES:
+        return f"{key!r}: unsupported dtype {dtype!r} (expected one of {sorted(_DTYPES)})"
+    if (not isinstance(shape, list) or len(shape) > 16
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s for s in shape)):
+        return f"{key!r}: shape must be a list of at most 16 non-negative integers, got {shape!r}"
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        return f"{key!r}: data_offsets must be two integers, got {offsets!r}"
+    begin, end = offsets
+    nbytes = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
+    if not 0 <= begin <= end <= data_len:
+        return f"{key!r}: data_offsets {offsets} outside the {data_len} data bytes"
+    if end - begin != nbytes:
+        return f"{key!r}: shape {shape} of {dtype} needs {nbytes} bytes, offsets give {end - begin}"
+    return None
+
+
+def _json_field(metadata: dict[str, str], key: str, name: str) -> dict[str, Any]:
+    if key not in metadata:
+        raise CheckpointError(f"{name}: metadata has no {key!r} entry")
+    try:
+        value = json.loads(metadata[key])
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{name}: metadata {key!r} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{name}: metadata {key!r} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read and validate a checkpoint file (structure and format, not yet the model fit).
+
+    Raises:
+        CheckpointError: for a missing, malformed, truncated, hostile or newer-format file.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path!r}: {exc.strerror or exc}") from exc
+    name = f"checkpoint {path!r}"
+    header, metadata, _ = read_header(data, name)
+    if metadata.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{name}: metadata format is {metadata.get('format')!r}, expected {FORMAT_NAME!r}")
+    version = metadata.get("format_version")
+    if version != str(FORMAT_VERSION):
+        raise CheckpointError(f"{name}: format version {version!r} is not supported; this nnframe reads "
+                              f"version {FORMAT_VERSION}")
+    config = _json_field(metadata, "config", name)
+    state = _json_field(metadata, "state", name)
+    for key, kind in (("net", dict), ("loss", dict), ("optimizer", dict)):
+        if not isinstance(config.get(key), kind):
+            raise CheckpointError(f"{name}: config has no {key!r} object")
+    if not isinstance(state.get("optimizer"), dict):
+        raise CheckpointError(f"{name}: state has no 'optimizer' object")
+    unknown = sorted(k for k in header if not k.startswith(("net/", "optimizer/")))
+    if unknown:
+        raise CheckpointError(f"{name}: unexpected tensors {unknown[:10]} (expected net/... and optimizer/...)")
+    from safetensors.numpy import load as st_load  # noqa: PLC0415 - heavy import kept local
+
+    try:
+        tensors = st_load(data)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
+        raise CheckpointError(f"{name}: safetensors could not decode it: {exc}") from None
+    return Checkpoint(
+        config=config,
+        state=state,
+        net_arrays={k[4:]: v for k, v in tensors.items() if k.startswith("net/")},
+        optimizer_arrays={k[10:]: v for k, v in tensors.items() if k.startswith("optimizer/")},
+        path=path,
+    )
+
+
+# ---------------------------------------------------------------------- rebuilding
+def input_shape_of(ckpt: Checkpoint) -> tuple[int, ...] | None:
+    """The per-sample input shape recorded in the checkpoint, validated, or ``None``."""
+    shape = ckpt.config.get("input_shape")
+    if shape is None:
+        return None
+    if (not isinstance(shape, list) or len(shape) > 8
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+            or math.prod(shape) > MAX_INPUT_ELEMENTS):
+        raise CheckpointError(f"checkpoint {ckpt.path!r}: input_shape must be at most 8 positive integers "
+                              f"with a product <= {MAX_INPUT_ELEMENTS}, got {shape!r}")
+    return tuple(shape)
+
+
+def build_parts(ckpt: Checkpoint) -> tuple[Net, loss_mod.BaseLoss, optimizer_mod.BaseOptimizer]:
+    """Rebuild the net (built, with fresh parameters), the loss and the optimizer from the config.
+
+    Raises:
+        CheckpointError: when the config names unknown classes or bad arguments, or
+            when the stored tensors cannot fit the layers it describes.
+    """
+    name = f"checkpoint {ckpt.path!r}"
+    try:
+        net = Net.from_config(ckpt.config["net"])
+    except Exception as exc:  # noqa: BLE001 - constructors of registered layers only
+        raise CheckpointError(f"{name}: cannot rebuild the net from its config: {exc}") from None
+    try:
+        loss = loss_mod.get(ckpt.config["loss"])
+        optimizer = optimizer_mod.get(ckpt.config["optimizer"])
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{name}: cannot rebuild the loss/optimizer from the config: {exc}") from None
+    _precheck_layer_shapes(net, ckpt)
+    shape = input_shape_of(ckpt)
+    if shape is None:
+        if ckpt.net_arrays:
+            raise CheckpointError(f"{name}: config has no input_shape, so the net cannot be built")
+        return net, loss, optimizer
+    try:
+        net.build((1, *shape))
+    except MemoryError:
+        raise CheckpointError(f"{name}: building the net for input {shape} ran out of memory") from None
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{name}: cannot build the net for input shape {shape}: {exc}") from None
+    return net, loss, optimizer
+
+
+def _precheck_layer_shapes(net: Net, ckpt: Checkpoint) -> None:
+    """Compare each layer's known parameter dimensions with the stored tensors before building,
+    so a config with absurd sizes fails here instead of allocating them."""
+    problems = []
+    for index, layer in enumerate(net.layers):
+        for key in layer.param_names:
+            planned = layer.shapes.get(key)
+            stored = ckpt.net_arrays.get(f"{index}.{key}")
+            if stored is None or not isinstance(planned, (list, tuple)):
+                continue
+            if len(planned) != stored.ndim or any(
+                p is not None and int(p) != s for p, s in zip(planned, stored.shape, strict=True)
+            ):
+                problems.append(f"{index}.{key}: the config gives shape {list(planned)}, "
+                                f"the file holds {list(stored.shape)}")
+    if problems:
+        raise CheckpointError(f"checkpoint {ckpt.path!r} does not match its own config: " + "; ".join(problems))
+
+
+def check_arrays(ckpt: Checkpoint, net: Net, optimizer: optimizer_mod.BaseOptimizer) -> None:
+    """Check every stored name, shape and dtype against ``net`` and ``optimizer``.
+
+    Raises:
+        CheckpointError: listing ALL missing/unknown names and shape/dtype mismatches.
+    """
+    problems = []
+    expected_net = {k: (tuple(v.shape), np.dtype(v.dtype)) for k, v in net.state_dict().items()}
+    problems += _compare("weights", ckpt.net_arrays, expected_net)
+    opt_state = ckpt.state["optimizer"]
+    if ckpt.optimizer_arrays or int(opt_state.get("iterations", 0)) > 0:
+        layout = net.params.layout
+        expected_opt = {
+            f"{buf}.{param}": (shape, np.dtype(layout.dtype))
+            for buf in optimizer.state_names
+            for param, shape in zip(layout.names, layout.shapes, strict=True)
+        }
+        problems += _compare("optimizer state", ckpt.optimizer_arrays, expected_opt)
+    if problems:
+        raise CheckpointError(f"checkpoint {ckpt.path!r} does not fit the model: " + "; ".join(problems))
+
+
+def _compare(what: str, stored: dict[str, np.ndarray],
+             expected: dict[str, tuple[tuple[int, ...], np.dtype]]) -> list[str]:
+    problems = []
+    missing = sorted(set(expected) - set(stored))
+    unknown = sorted(set(stored) - set(expected))
+    if missing:
+        problems.append(f"missing {what}: {missing}")
+    if unknown:
+        problems.append(f"unknown {what}: {unknown}")
+    for key in sorted(set(stored) & set(expected)):
+        shape, dtype = expected[key]
+        value = stored[key]
+        if tuple(value.shape) != shape or value.dtype != dtype:
+            problems.append(f"{what} {key}: expected {shape} {dtype}, got {tuple(value.shape)} {value.dtype}")
+    return problems
+
+
+def restore_generator(rng: np.random.Generator | None, state: Any, what: str) -> np.random.Generator:
+    """Return a generator in ``state``: ``rng`` itself when its bit generator matches, else a new one.
+
+    Raises:
+        CheckpointError: for a malformed state or an unknown bit generator.
+    """
+    if not isinstance(state, dict) or state.get("bit_generator") not in _BIT_GENERATORS:
+        raise CheckpointError(f"bad generator state for {what}: expected a dict naming one of "
+                              f"{sorted(_BIT_GENERATORS)}")
+    if rng is None or type(rng.bit_generator).__name__ != state["bit_generator"]:
+        rng = np.random.Generator(_BIT_GENERATORS[state["bit_generator"]]())
+    try:
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise CheckpointError(f"bad generator state for {what}: {exc}") from None
+    return rng
+
+
+def restore_into(ckpt: Checkpoint, net: Net, optimizer: optimizer_mod.BaseOptimizer,
+                 scheduler: Any = None) -> Any:
+    """Load weights, buffers, optimizer state, scheduler state and layer generators.
+
+    The net must be built. Everything is validated first (all problems reported
+    together); nothing is changed if validation fails.
+
+    Args:
+        scheduler: the model's scheduler, or ``None``: then one is built from the
+            config when the checkpoint has one.
+
+    Returns:
+        The scheduler (given, newly built, or ``None``).
+
+    Raises:
+        CheckpointError: on any mismatch.
+    """
+    where = f"checkpoint {ckpt.path!r}"
+    check_arrays(ckpt, net, optimizer)
+    # validate everything else before changing anything
+    try:
+        iterations = int(ckpt.state["optimizer"]["iterations"])
+        lr = float(ckpt.state["optimizer"]["lr"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: bad optimizer state {ckpt.state.get('optimizer')!r}: {exc}") from None
+    generators = layer_generators(net)
+    saved = (ckpt.state.get("rng") or {}).get("layers") or {}
+    if not isinstance(saved, dict) or sorted(saved) != sorted(generators):
+        raise CheckpointError(f"{where}: it holds layer generators {sorted(saved)}, the net has "
+                              f"{sorted(generators)}")
+    fresh = {key: restore_generator(None, state, f"layer {key}") for key, state in saved.items()}
+    sched_cfg, sched_state = ckpt.config.get("scheduler"), ckpt.state.get("scheduler")
+    if sched_cfg is not None:
+        if not isinstance(sched_cfg, dict):
+            raise CheckpointError(f"{where}: the scheduler config must be an object, got {sched_cfg!r}")
+        if scheduler is not None and sched_cfg.get("class") != type(scheduler).__name__:
+            raise CheckpointError(f"{where} holds a {sched_cfg.get('class')} scheduler, "
+                                  f"the model has a {type(scheduler).__name__}")
+        if not (isinstance(sched_state, dict) and isinstance(sched_state.get("last_step"), int)
+                and isinstance(sched_state.get("base_lr"), (int, float))):
+            raise CheckpointError(f"{where}: bad scheduler state {sched_state!r}")
+        if scheduler is None:
+            scheduler = build_scheduler(sched_cfg, optimizer, ckpt.path)
+    # now load
+    net.load_state_dict(ckpt.net_arrays)
+    if ckpt.optimizer_arrays or iterations > 0:
+        optimizer.load_state_dict({"iterations": iterations, "lr": lr, "arrays": ckpt.optimizer_arrays},
+                                  net.params.layout)
+    else:  # never stepped: no moments yet
+        optimizer.iterations, optimizer.lr = iterations, lr
+    for key, restored in fresh.items():
+        index, attr = key.split(".", 1)
+        current = generators[key]
+        if type(current.bit_generator) is type(restored.bit_generator):
+            current.bit_generator.state = restored.bit_generator.state  # keep shared references valid
+        else:
+            setattr(net.layers[int(index)], attr, restored)
+    if sched_cfg is not None:
+        scheduler.load_state_dict(sched_state)
+    return scheduler
+
+
+def build_scheduler(config: dict[str, Any], optimizer: optimizer_mod.BaseOptimizer,
+                    path: str = "") -> schedule_mod.LRScheduler:
+    """Rebuild a scheduler from :func:`scheduler_config`'s output (classes of :mod:`nnframe.schedule` only)."""
+    config = dict(config)
+    name = config.pop("class", None)
+    cls = getattr(schedule_mod, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, schedule_mod.LRScheduler)):
+        raise CheckpointError(f"checkpoint {path!r}: unknown scheduler {name!r}")
+    base_lr = optimizer.lr
+    try:
+        scheduler = cls(optimizer, **config)
+    except Exception as exc:  # noqa: BLE001 - constructor argument errors
+        raise CheckpointError(f"checkpoint {path!r}: cannot rebuild scheduler {name}: {exc}") from None
+    optimizer.lr = base_lr
+    return scheduler
