@@ -1,0 +1,66 @@
+"""``python -m benchmarks SUITE [options]``: run one benchmark suite.
+
+Suites: ``mlp`` (the seed's MLP: nnframe vs PyTorch vs a NumPy loop) and ``lenet``
+(when ``benchmarks/lenet.py`` is present). ``--threads N`` is read here, before
+NumPy is imported, and put in the environment so that the BLAS starts with N threads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+from benchmarks import common
+
+SUITES = {
+    "mlp": ("benchmarks.mlp", "the seed's 784-200-100-70-30-10 MLP: nnframe vs PyTorch vs a NumPy loop"),
+    "lenet": ("benchmarks.lenet", "LeNet (provided by benchmarks/lenet.py)"),
+}
+
+
+def _threads_from_argv(argv: list[str]) -> int:
+    """The value of ``--threads N`` / ``--threads=N`` in ``argv``, else all usable cores."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return common.cpu_count()
+
+
+def _usage() -> str:
+    lines = ["usage: python -m benchmarks SUITE [options]   (python -m benchmarks SUITE --help)", "", "suites:"]
+    for name, (module, text) in SUITES.items():
+        available = importlib.util.find_spec(module) is not None
+        lines.append(f"  {name:8s} {text}{'' if available else '  [not available]'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the suite named by the first argument."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    suite, rest = argv[0], argv[1:]
+    if suite not in SUITES:
+        print(f"unknown suite {suite!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name = SUITES[suite][0]
+    if importlib.util.find_spec(module_name) is None:
+        print(f"suite {suite!r} needs {module_name.replace('.', '/')}.py, which is not there", file=sys.stderr)
+        return 2
+    try:
+        threads = _threads_from_argv(rest)
+    except ValueError:
+        print("--threads needs an integer", file=sys.stderr)
+        return 2
+    common.set_thread_env(threads)  # before the suite imports NumPy
+    suite_main = importlib.import_module(module_name).main
+    result = suite_main(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,686 @@
+"""The seed's MLP benchmark: nnframe against PyTorch CPU and a hand-written NumPy loop.
+
+The model is the seed's 784-200-100-70-30-10 ReLU MLP trained with Adam (lr 2e-4) on
+batches of 128, fed in order as the seed's script does (the last partial batch is
+dropped). Three implementations train from the same initial weights on the same data:
+
+* ``nnframe``: the seed's three calls, ``pred = m.forward(x)``,
+  ``l, step = m.backward(pred, y)``, ``m.apply_grad(step)``, with the seed's float64
+  one-hot targets;
+* ``pytorch``: ``nn.Sequential`` + ``torch.optim.Adam`` + ``F.cross_entropy`` with
+  integer labels, ``torch.set_num_threads(threads)``;
+* ``numpy``: the floor, a float32 loop written here: preallocated buffers, flat
+  parameter/gradient/moment vectors, no input gradient for the first layer.
+
+Epochs run in alternation (one nnframe epoch, one PyTorch epoch, one NumPy epoch,
+repeat) so that load on the machine hits all three alike; the figures are medians.
+Peak RSS is measured in a child process per framework, so that one framework's
+imports do not count against another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import math
+import os
+import resource
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmarks import common
+
+LAYER_SIZES = (784, 200, 100, 70, 30, 10)
+NUM_CLASSES = LAYER_SIZES[-1]
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+FRAMEWORKS = ("nnframe", "pytorch", "numpy")
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class Data:
+    """Training and test arrays, shared by every framework.
+
+    Shapes:
+        x_train ``(N, 784)`` float32 in [0, 1]; labels_train ``(N,)`` int64;
+        onehot_train ``(N, 10)`` float64 (the seed's ``np.eye(10)[labels]``);
+        x_test ``(M, 784)`` float32; labels_test ``(M,)`` int64.
+    """
+
+    x_train: np.ndarray
+    labels_train: np.ndarray
+    onehot_train: np.ndarray
+    x_test: np.ndarray
+    labels_test: np.ndarray
+    source: str
+
+
+def read_idx(path: str, limit: int | None = None, scale: bool = False) -> np.ndarray:
+    """Read a gzipped IDX file (the MNIST format) into an array.
+
+    Args:
+        path: the ``.gz`` file.
+        limit: read at most this many items (rows).
+        scale: return float32 pixels divided by 255 (decoded chunk by chunk, so
+            no uint8 copy of the whole file is ever held) instead of uint8.
+
+    Shapes:
+        ``(N, *dims)`` as the header says, e.g. ``(60000, 28, 28)`` or ``(60000,)``.
+
+    Raises:
+        ValueError: if the header is not an unsigned-byte IDX header.
+    """
+    with gzip.open(path, "rb") as f:
+        zero, dtype_code, ndim = struct.unpack(">HBB", f.read(4))
+        if zero != 0 or dtype_code != 0x08:
+            raise ValueError(f"{path}: expected an unsigned-byte IDX file, got magic {zero:#x} {dtype_code:#x}")
+        dims = list(struct.unpack(f">{ndim}I", f.read(4 * ndim)))
+        if limit is not None:
+            dims[0] = min(dims[0], limit)
+        out = np.empty(dims, dtype=np.float32 if scale else np.uint8)
+        flat = out.reshape(-1)
+        chunk = 1 << 20
+        for start in range(0, flat.size, chunk):
+            stop = min(start + chunk, flat.size)
+            raw = np.frombuffer(f.read(stop - start), dtype=np.uint8)
+            if raw.size != stop - start:
+                raise ValueError(f"{path}: file ends early, expected {flat.size} values")
+            if scale:
+                np.multiply(raw, np.float32(1.0 / 255.0), out=flat[start:stop])
+            else:
+                flat[start:stop] = raw
+    return out
+
+
+def load_data(
+    data_dir: str | None = FASHION_DIR,
+    synthetic: bool = False,
+    train_samples: int | None = None,
+    test_samples: int | None = None,
+    seed: int = 0,
+) -> Data:
+    """Fashion-MNIST from ``data_dir`` when its files are there, else synthetic data of its shape.
+
+    Args:
+        data_dir: folder with the four ``*-idx?-ubyte.gz`` files.
+        synthetic: use random data even when the files exist.
+        train_samples, test_samples: keep only this many samples (default: 60000
+            and 10000, all of Fashion-MNIST).
+        seed: seed of the synthetic data.
+    """
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    paths = [os.path.join(data_dir or "", name) for name in names]
+    if not synthetic and data_dir and all(os.path.exists(p) for p in paths):
+        x_train = read_idx(paths[0], train_samples, scale=True).reshape(-1, LAYER_SIZES[0])
+        labels_train = read_idx(paths[1], train_samples).astype(np.int64)
+        x_test = read_idx(paths[2], test_samples, scale=True).reshape(-1, LAYER_SIZES[0])
+        labels_test = read_idx(paths[3], test_samples).astype(np.int64)
+        source = f"Fashion-MNIST ({data_dir})"
+    else:
+        rng = np.random.default_rng(seed)
+        n_train = 60000 if train_samples is None else train_samples
+        n_test = 10000 if test_samples is None else test_samples
+        x_train = rng.random((n_train, LAYER_SIZES[0]), dtype=np.float32)
+        labels_train = rng.integers(0, NUM_CLASSES, n_train)
+        x_test = rng.random((n_test, LAYER_SIZES[0]), dtype=np.float32)
+        labels_test = rng.integers(0, NUM_CLASSES, n_test)
+        source = "synthetic (random pixels and labels, Fashion-MNIST's shape)"
+    onehot_train = np.eye(NUM_CLASSES)[labels_train]  # float64, as the seed's get_one_hot
+    return Data(x_train, labels_train, onehot_train, x_test, labels_test, source)
+
+
+# ---------------------------------------------------------------------- model maths
+def initial_weights(seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Xavier-uniform ``w`` ``(D_in, D_out)`` and zero ``b`` per layer, float32 (shared start)."""
+    rng = np.random.default_rng(seed)
+    weights = []
+    for d_in, d_out in zip(LAYER_SIZES[:-1], LAYER_SIZES[1:], strict=True):
+        limit = math.sqrt(6.0 / (d_in + d_out))
+        w = rng.uniform(-limit, limit, (d_in, d_out)).astype(np.float32)
+        weights.append((w, np.zeros(d_out, dtype=np.float32)))
+    return weights
+
+
+def train_flops_per_step(batch: int) -> int:
+    """Floating-point operations of the matrix products in one training step.
+
+    Forward ``x @ w`` and backward ``x.T @ g`` for every layer, ``g @ w.T`` for all
+    but the first (2 flops per multiply-add); element-wise work is not counted.
+    """
+    products = [d_in * d_out for d_in, d_out in zip(LAYER_SIZES[:-1], LAYER_SIZES[1:], strict=True)]
+    return 2 * batch * (2 * sum(products) + sum(products[1:]))
+
+
+def inference_flops(samples: int) -> int:
+    """Floating-point operations of the forward matrix products for ``samples`` inputs."""
+    return 2 * samples * sum(a * b for a, b in zip(LAYER_SIZES[:-1], LAYER_SIZES[1:], strict=True))
+
+
+def _batches(n: int, batch: int, drop_last: bool) -> list[slice]:
+    stop = n - n % batch if drop_last else n
+    return [slice(s, min(s + batch, n)) for s in range(0, stop, batch)]
+
+
+# ------------------------------------------------------------------------- trainers
+class NnframeTrainer:
+    """The seed's model in nnframe, trained with the seed's three calls."""
+
+    name = "nnframe"
+
+    def __init__(self, weights: list[tuple[np.ndarray, np.ndarray]], lr: float) -> None:
+        from nnframe import layer, loss, model, net, optimizer  # noqa: PLC0415 - measured per framework
+
+        layers: list[Any] = []
+        for _, b in weights:
+            layers += [layer.Dense(b.shape[0]), layer.ReLU()]
+        mlp = net.Net(layers[:-1])
+        mlp.build((1, LAYER_SIZES[0]))
+        mlp.load_state_dict({f"{2 * i}.{k}": v for i, (w, b) in enumerate(weights)
+                             for k, v in (("w", w), ("b", b))})
+        self.model = model.Model(mlp, loss.SoftmaxCrossEntropy(), optimizer.Adam(lr=lr))
+
+    def train_epoch(self, data: Data, batch: int, limit: int | None = None) -> float:
+        m = self.model
+        m.net.train()
+        x, y = data.x_train, data.onehot_train
+        loss_value = float("nan")
+        for rows in _batches(limit or len(x), batch, drop_last=True):
+            pred = m.forward(x[rows])
+            loss_value, step = m.backward(pred, y[rows])
+            m.apply_grad(step)
+        return loss_value
+
+    def predict(self, x: np.ndarray, batch: int) -> list[np.ndarray]:
+        self.model.net.eval()
+        return [self.model.forward(x[rows]) for rows in _batches(len(x), batch, drop_last=False)]
+
+
+class TorchTrainer:
+    """The same MLP as PyTorch users write it: ``nn.Sequential``, ``optim.Adam``, ``cross_entropy``."""
+
+    name = "pytorch"
+
+    def __init__(self, weights: list[tuple[np.ndarray, np.ndarray]], lr: float, threads: int) -> None:
+        import torch  # noqa: PLC0415 - measured per framework
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        modules: list[Any] = []
+        for w, b in weights:
+            linear = torch.nn.Linear(w.shape[0], w.shape[1])
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(w.T))
+                linear.bias.copy_(torch.from_numpy(b))
+            modules += [linear, torch.nn.ReLU()]
+        self.net = torch.nn.Sequential(*modules[:-1])
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self._data: tuple[Any, Any, Any] | None = None
+
+    def _tensors(self, data: Data) -> tuple[Any, Any]:
+        if self._data is None or self._data[0] is not data:
+            torch = self.torch
+            self._data = (data, torch.from_numpy(data.x_train), torch.from_numpy(data.labels_train))
+        return self._data[1], self._data[2]
+
+    def train_epoch(self, data: Data, batch: int, limit: int | None = None) -> float:
+        cross_entropy = self.torch.nn.functional.cross_entropy
+        x, y = self._tensors(data)
+        net, opt = self.net.train(), self.optimizer
+        loss_value = float("nan")
+        for rows in _batches(limit or len(x), batch, drop_last=True):
+            opt.zero_grad(set_to_none=True)
+            loss = cross_entropy(net(x[rows]), y[rows])
+            loss.backward()
+            opt.step()
+            loss_value = loss.item()
+        return loss_value
+
+    def predict(self, x: np.ndarray, batch: int) -> list[np.ndarray]:
+        torch = self.torch
+        net = self.net.eval()
+        xt = torch.from_numpy(x)
+        with torch.inference_mode():
+            return [net(xt[rows]).numpy() for rows in _batches(len(x), batch, drop_last=False)]
+
+
+class NumpyTrainer:
+    """The floor: the MLP, its softmax cross-entropy and Adam by hand in float32 NumPy.
+
+    Parameters, gradients and Adam moments are flat vectors (each layer's ``w``/``b``
+    are views); activations and gradients live in buffers allocated once per batch
+    size; the first layer computes no input gradient.
+    """
+
+    name = "numpy"
+
+    def __init__(self, weights: list[tuple[np.ndarray, np.ndarray]], lr: float,
+                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+        shapes = [s for w, b in weights for s in (w.shape, b.shape)]
+        sizes = [math.prod(s) for s in shapes]
+        total = sum(sizes)
+        self.params = np.empty(total, dtype=np.float32)
+        self.grads = np.zeros(total, dtype=np.float32)
+        self.m = np.zeros(total, dtype=np.float32)
+        self.v = np.zeros(total, dtype=np.float32)
+        self.tmp = np.empty(total, dtype=np.float32)
+        params, grads, start = [], [], 0
+        for shape, size in zip(shapes, sizes, strict=True):
+            params.append(self.params[start:start + size].reshape(shape))
+            grads.append(self.grads[start:start + size].reshape(shape))
+            start += size
+        self.w, self.b = params[0::2], params[1::2]
+        self.dw, self.db = grads[0::2], grads[1::2]
+        for (w, b), w_view, b_view in zip(weights, self.w, self.b, strict=True):
+            w_view[...] = w
+            b_view[...] = b
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.t = 0
+        self._buffers: dict[int, dict[str, list[np.ndarray]]] = {}
+
+    def _buffers_for(self, n: int) -> dict[str, list[np.ndarray]]:
+        if n not in self._buffers:
+            outs = [np.empty((n, d), dtype=np.float32) for d in LAYER_SIZES[1:]]
+            self._buffers[n] = {
+                "out": outs,  # out[i]: layer i's output (after ReLU but for the last)
+                "grad": [np.empty((n, d), dtype=np.float32) for d in LAYER_SIZES[1:-1]],
+                "mask": [np.empty((n, d), dtype=bool) for d in LAYER_SIZES[1:-1]],
+                "row": [np.empty((n, 1), dtype=np.float32)],
+            }
+        return self._buffers[n]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Logits for ``x`` ``(N, 784)``; keeps every layer's output in the buffers."""
+        outs = self._buffers_for(len(x))["out"]
+        h = x
+        last = len(self.w) - 1
+        for i, (w, b, out) in enumerate(zip(self.w, self.b, outs, strict=True)):
+            np.matmul(h, w, out=out)
+            out += b
+            if i < last:
+                np.maximum(out, 0.0, out=out)
+            h = out
+        return h
+
+    def train_step(self, x: np.ndarray, labels: np.ndarray) -> float:
+        """One step: forward, softmax cross-entropy, backward, Adam; returns the loss."""
+        n = len(x)
+        bufs = self._buffers_for(n)
+        z = self.forward(x)  # (N, K) logits, overwritten by the gradient below
+        row = bufs["row"][0]
+        rows = np.arange(n)
+        np.max(z, axis=1, keepdims=True, out=row)
+        z -= row
+        picked = z[rows, labels]  # shifted logit of the true class, (N,)
+        np.exp(z, out=z)
+        np.sum(z, axis=1, keepdims=True, out=row)
+        loss = float(np.log(row).sum() - picked.sum()) / n
+        row *= n  # softmax / N in one division
+        z /= row
+        z[rows, labels] -= 1.0 / n  # dloss/dlogits = (p - onehot) / N
+        g = z
+        outs = bufs["out"]
+        for i in range(len(self.w) - 1, -1, -1):
+            h = outs[i - 1] if i else x
+            np.matmul(h.T, g, out=self.dw[i])
+            np.sum(g, axis=0, out=self.db[i])
+            if i:
+                gin, mask = bufs["grad"][i - 1], bufs["mask"][i - 1]
+                np.matmul(g, self.w[i].T, out=gin)
+                np.greater(h, 0.0, out=mask)
+                np.multiply(gin, mask, out=gin)
+                g = gin
+        self._adam()
+        return loss
+
+    def _adam(self) -> None:
+        self.t += 1
+        b1, b2, g, m, v, tmp = self.beta1, self.beta2, self.grads, self.m, self.v, self.tmp
+        bc1, bc2 = 1.0 - b1**self.t, 1.0 - b2**self.t
+        m *= b1
+        np.multiply(g, 1.0 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += self.eps * math.sqrt(bc2)
+        np.divide(m, tmp, out=tmp)
+        tmp *= -self.lr * math.sqrt(bc2) / bc1
+        self.params += tmp
+
+    def train_epoch(self, data: Data, batch: int, limit: int | None = None) -> float:
+        x, labels = data.x_train, data.labels_train
+        loss_value = float("nan")
+        for rows in _batches(limit or len(x), batch, drop_last=True):
+            loss_value = self.train_step(x[rows], labels[rows])
+        return loss_value
+
+    def predict(self, x: np.ndarray, batch: int) -> list[np.ndarray]:
+        # copies: the output buffer is reused by the next batch of the same size
+        return [self.forward(x[rows]).copy() for rows in _batches(len(x), batch, drop_last=False)]
+
+
+def make_trainer(name: str, weights: list[tuple[np.ndarray, np.ndarray]], lr: float, threads: int):
+    """Build the trainer called ``name`` (one of :data:`FRAMEWORKS`)."""
+    if name == "nnframe":
+        return NnframeTrainer(weights, lr)
+    if name == "pytorch":
+        return TorchTrainer(weights, lr, threads)
+    if name == "numpy":
+        return NumpyTrainer(weights, lr)
+    raise ValueError(f"unknown framework {name!r}; expected one of {FRAMEWORKS}")
+
+
+def accuracy(outputs: list[np.ndarray], labels: np.ndarray) -> float:
+    """Fraction of rows whose arg-max matches ``labels``."""
+    preds = np.concatenate([np.asarray(o).argmax(axis=1) for o in outputs])
+    return float((preds == labels).mean())
+
+
+# ---------------------------------------------------------------------------- suite
+@dataclass
+class Config:
+    """What one run of the suite does (the command-line options)."""
+
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    epochs: int = 5
+    batch: int = 128
+    lr: float = 2e-4
+    threads: int = 1
+    inference_batch: int = 1024
+    inference_passes: int = 5
+    warmup_steps: int = 10
+    data_dir: str | None = FASHION_DIR
+    synthetic: bool = False
+    train_samples: int | None = None
+    test_samples: int | None = None
+    seed: int = 0
+    rss: bool = True  # measure peak RSS in one child process per framework
+    import_repeats: int = 5  # 0: skip the import-time measurement
+    sgemm: bool = True
+
+    def child_args(self, framework: str) -> list[str]:
+        """Command-line arguments of the child that measures ``framework``'s peak RSS."""
+        args = ["mlp", "--only", framework, "--epochs", "1", "--inference-passes", "1",
+                "--batch", str(self.batch), "--threads", str(self.threads), "--seed", str(self.seed),
+                "--inference-batch", str(self.inference_batch), "--quiet"]
+        if self.synthetic:
+            args.append("--synthetic")
+        if self.data_dir:
+            args += ["--data-dir", self.data_dir]
+        if self.train_samples:
+            args += ["--train-samples", str(self.train_samples)]
+        if self.test_samples:
+            args += ["--test-samples", str(self.test_samples)]
+        return args
+
+
+def _torch_available() -> bool:
+    import importlib.util  # noqa: PLC0415
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def train_and_time(config: Config, data: Data, log=print) -> dict[str, dict[str, Any]]:
+    """Train every framework in alternation and time epochs and inference passes."""
+    weights = initial_weights(config.seed)
+    trainers = [make_trainer(name, weights, config.lr, config.threads) for name in config.frameworks]
+    results: dict[str, dict[str, Any]] = {
+        t.name: {"epoch_seconds": [], "losses": [], "inference_seconds": []} for t in trainers
+    }
+    for trainer in trainers:  # first-call allocations and lazy set-up, outside the clock
+        trainer.train_epoch(data, config.batch, limit=config.warmup_steps * config.batch)
+        trainer.predict(data.x_test[: config.inference_batch], config.inference_batch)
+    for epoch in range(config.epochs):
+        for trainer in trainers:
+            seconds, loss = common.timed(lambda t=trainer: t.train_epoch(data, config.batch))
+            results[trainer.name]["epoch_seconds"].append(seconds)
+            results[trainer.name]["losses"].append(loss)
+            log(f"epoch {epoch + 1}/{config.epochs} {trainer.name:8s} {seconds:7.3f} s  loss {loss:.4f}")
+    for _ in range(config.inference_passes):
+        for trainer in trainers:
+            seconds, outputs = common.timed(
+                lambda t=trainer: t.predict(data.x_test, config.inference_batch))
+            results[trainer.name]["inference_seconds"].append(seconds)
+            results[trainer.name]["test_accuracy"] = accuracy(outputs, data.labels_test)
+    return results
+
+
+def summarise(config: Config, data: Data, timings: dict[str, dict[str, Any]],
+              peak_gflops: float | None) -> dict[str, dict[str, Any]]:
+    """Medians, rates and GFLOP/s from the raw timings."""
+    steps = len(data.x_train) // config.batch
+    flops_epoch = steps * train_flops_per_step(config.batch)
+    flops_infer = inference_flops(len(data.x_test))
+    out = {}
+    for name, raw in timings.items():
+        epoch_s = common.median(raw["epoch_seconds"])
+        infer_s = common.median(raw["inference_seconds"])
+        gflops = flops_epoch / epoch_s / 1e9
+        out[name] = {
+            **raw,
+            "median_epoch_s": epoch_s,
+            "train_samples_per_s": steps * config.batch / epoch_s,
+            "train_gflops": gflops,
+            "train_fraction_of_peak": gflops / peak_gflops if peak_gflops else None,
+            "median_inference_s": infer_s,
+            "inference_samples_per_s": len(data.x_test) / infer_s,
+            "inference_gflops": flops_infer / infer_s / 1e9,
+            "final_loss": raw["losses"][-1],
+        }
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+GOALS = (
+    # (key, description, ratio key, "<=" or ">=" or "<", threshold)
+    ("train_vs_pytorch", "training epoch <= 0.6x PyTorch", "epoch_nnframe_over_pytorch", "<=", 0.6),
+    ("train_vs_numpy", "training epoch <= 1.1x NumPy loop", "epoch_nnframe_over_numpy", "<=", 1.1),
+    ("inference_vs_pytorch", "inference >= 1.0x PyTorch (samples/s)",
+     "inference_nnframe_over_pytorch", ">=", 1.0),
+    ("rss_vs_pytorch", "peak RSS <= 0.6x PyTorch's", "rss_nnframe_over_pytorch", "<=", 0.6),
+    ("import_time", "import nnframe < 0.2 s", "import_nnframe_s", "<", 0.2),
+)
+
+
+def ratios_and_goals(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ratios the issue asks for, and whether each goal is met."""
+    fw = report["frameworks"]
+
+    def get(name: str, key: str) -> float | None:
+        return fw.get(name, {}).get(key)
+
+    imports = report.get("import_seconds", {})
+    ratios = {
+        "epoch_nnframe_over_pytorch": _ratio(get("nnframe", "median_epoch_s"), get("pytorch", "median_epoch_s")),
+        "epoch_nnframe_over_numpy": _ratio(get("nnframe", "median_epoch_s"), get("numpy", "median_epoch_s")),
+        "epoch_pytorch_over_numpy": _ratio(get("pytorch", "median_epoch_s"), get("numpy", "median_epoch_s")),
+        "inference_nnframe_over_pytorch": _ratio(get("nnframe", "inference_samples_per_s"),
+                                                 get("pytorch", "inference_samples_per_s")),
+        "inference_nnframe_over_numpy": _ratio(get("nnframe", "inference_samples_per_s"),
+                                               get("numpy", "inference_samples_per_s")),
+        "rss_nnframe_over_pytorch": _ratio(get("nnframe", "peak_rss_mb"), get("pytorch", "peak_rss_mb")),
+        "import_nnframe_s": imports.get("nnframe", {}).get("median_s"),
+        "import_nnframe_over_torch": _ratio(imports.get("nnframe", {}).get("median_s"),
+                                            imports.get("torch", {}).get("median_s")),
+    }
+    goals = {}
+    for key, text, ratio_key, op, threshold in GOALS:
+        value = ratios.get(ratio_key)
+        met = None if value is None else (
+            value <= threshold if op == "<=" else value >= threshold if op == ">=" else value < threshold)
+        goals[key] = {"goal": text, "value": value, "threshold": threshold, "met": met}
+    return ratios, goals
+
+
+def run_suite(config: Config, log=print) -> dict[str, Any]:
+    """Run the whole suite and return the report (see :func:`format_report`)."""
+    if "pytorch" in config.frameworks and not _torch_available():
+        log("torch is not installed: skipping the PyTorch column")
+        config.frameworks = tuple(f for f in config.frameworks if f != "pytorch")
+    start = time.perf_counter()
+    rss_before = common.peak_rss_mb()
+    data = load_data(config.data_dir, config.synthetic, config.train_samples, config.test_samples, config.seed)
+    report: dict[str, Any] = {
+        "benchmark": "mlp",
+        "model": "-".join(map(str, LAYER_SIZES)) + " ReLU, softmax cross-entropy, Adam",
+        "config": {k: v for k, v in vars(config).items()},
+        "data": {"source": data.source, "train_samples": len(data.x_train), "test_samples": len(data.x_test),
+                 "steps_per_epoch": len(data.x_train) // config.batch},
+        "machine": common.machine_info(),
+        "blas": common.blas_info(),
+        "flops_per_epoch": (len(data.x_train) // config.batch) * train_flops_per_step(config.batch),
+        "flops_per_inference_pass": inference_flops(len(data.x_test)),
+    }
+    report["versions"] = _versions(config.frameworks)
+    peak = None
+    if config.sgemm:
+        report["sgemm"] = common.sgemm_gflops()
+        peak = max(s["best_gflops"] for s in report["sgemm"])
+        report["sgemm_peak_gflops"] = peak
+        report["floor_epoch_s_at_peak"] = report["flops_per_epoch"] / peak / 1e9
+    rss_after_data = common.peak_rss_mb()
+    timings = train_and_time(config, data, log)
+    report["frameworks"] = summarise(config, data, timings, peak)
+    report["rss_mb"] = {"before_data": rss_before, "after_data": rss_after_data, "this_process": common.peak_rss_mb(),
+                        "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if config.rss:
+        for name in config.frameworks:
+            log(f"peak RSS: child process for {name} ...")
+            child = common.run_json_child(config.child_args(name))
+            report["frameworks"][name]["peak_rss_mb"] = child["rss_mb"]["this_process"]
+            report["frameworks"][name]["rss_after_data_mb"] = child["rss_mb"]["after_data"]
+    if config.import_repeats > 0:
+        report["import_seconds"] = {}
+        modules = ["numpy", "nnframe"] + (["torch"] if "pytorch" in config.frameworks else [])
+        for module in modules:
+            times = common.import_seconds(module, config.import_repeats)
+            report["import_seconds"][module] = {"median_s": common.median(times), "all_s": times}
+    report["ratios"], report["goals"] = ratios_and_goals(report)
+    report["wall_s"] = time.perf_counter() - start
+    return report
+
+
+def _versions(frameworks: tuple[str, ...]) -> dict[str, str]:
+    versions = {"numpy": np.__version__}
+    if "nnframe" in frameworks:
+        import nnframe  # noqa: PLC0415
+
+        versions["nnframe"] = nnframe.__version__
+    if "pytorch" in frameworks:
+        import torch  # noqa: PLC0415
+
+        versions["torch"] = torch.__version__
+        versions["torch_threads"] = str(torch.get_num_threads())
+    return versions
+
+
+# --------------------------------------------------------------------------- output
+def format_report(report: dict[str, Any]) -> str:
+    """The report as text: a header, one row per framework, the ratios and the goals."""
+    cfg, fw = report["config"], report["frameworks"]
+    blas = report["blas"]
+    lines = [
+        f"MLP {report['model']}, batch {cfg['batch']}, lr {cfg['lr']}; {report['data']['source']}: "
+        f"{report['data']['train_samples']} train / {report['data']['test_samples']} test samples",
+        f"{cfg['epochs']} epochs per framework, interleaved; inference batch {cfg['inference_batch']}, "
+        f"median of {cfg['inference_passes']} passes; threads {cfg['threads']}",
+        f"BLAS: {blas.get('name')} {blas.get('version')} core={blas.get('corename')} "
+        f"threads={blas.get('num_threads')} OPENBLAS_CORETYPE={blas.get('OPENBLAS_CORETYPE')}; "
+        f"CPU: {report['machine']['cpu']} x{report['machine']['cpu_count']}; versions {report['versions']}",
+    ]
+    if "sgemm" in report:
+        shapes = ", ".join(
+            f"{s['m']}x{s['k']}{'(T)' if s['a_transposed'] else ''}@{s['k']}x{s['n']} "
+            f"{s['median_gflops']:.0f} (best {s['best_gflops']:.0f})" for s in report["sgemm"])
+        lines.append(f"sgemm GFLOP/s: {shapes}; peak {report['sgemm_peak_gflops']:.0f}")
+        lines.append(f"{report['flops_per_epoch'] / 1e9:.1f} GFLOP per epoch -> floor "
+                     f"{report['floor_epoch_s_at_peak']:.3f} s/epoch at peak")
+    headers = ["framework", "s/epoch", "train samples/s", "GFLOP/s", "% peak", "infer samples/s",
+               "peak RSS MiB", "final loss", "test acc"]
+    rows = []
+    for name, r in fw.items():
+        frac = r.get("train_fraction_of_peak")
+        rows.append([name, r["median_epoch_s"], r["train_samples_per_s"], r["train_gflops"],
+                     None if frac is None else 100.0 * frac, r["inference_samples_per_s"],
+                     r.get("peak_rss_mb"), r["final_loss"], r["test_accuracy"]])
+    lines += ["", common.format_table(headers, rows), ""]
+    for name, r in fw.items():
+        epochs = " ".join(f"{s:.3f}" for s in r["epoch_seconds"])
+        infer = " ".join(f"{s:.3f}" for s in r["inference_seconds"])
+        lines.append(f"{name:8s} epochs [s]: {epochs}   inference passes [s]: {infer}")
+    if "import_seconds" in report:
+        imports = ", ".join(f"import {m}: {v['median_s']:.3f} s" for m, v in report["import_seconds"].items())
+        lines.append(f"median of {cfg['import_repeats']} fresh interpreters: {imports}")
+    lines.append("")
+    for key, value in report["ratios"].items():
+        lines.append(f"{key:32s} {'-' if value is None else f'{value:.3f}'}")
+    lines.append("")
+    for goal in report["goals"].values():
+        status = "n/a" if goal["met"] is None else ("MET" if goal["met"] else "MISSED")
+        value = "-" if goal["value"] is None else f"{goal['value']:.3f}"
+        lines.append(f"{status:6s} {goal['goal']:40s} measured {value}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m benchmarks mlp``."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks mlp", description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=int, default=5, help="timed epochs per framework (default 5)")
+    p.add_argument("--threads", type=int, default=common.cpu_count(),
+                   help="BLAS / torch threads (default: all cores this process may use)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--inference-batch", type=int, default=1024)
+    p.add_argument("--inference-passes", type=int, default=5)
+    p.add_argument("--warmup-steps", type=int, default=10)
+    p.add_argument("--only", choices=FRAMEWORKS, action="append",
+                   help="run only this framework (repeatable); a single --only skips the RSS children, "
+                        "import timing and sgemm, as the RSS child does")
+    p.add_argument("--data-dir", default=FASHION_DIR)
+    p.add_argument("--synthetic", action="store_true", help="random data even if Fashion-MNIST is there")
+    p.add_argument("--train-samples", type=int, default=None)
+    p.add_argument("--test-samples", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--import-repeats", type=int, default=5)
+    p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the report as one JSON line (what the RSS children do)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m benchmarks mlp``."""
+    args = build_parser().parse_args(argv)
+    single = args.only is not None and len(args.only) == 1
+    config = Config(
+        frameworks=tuple(args.only) if args.only else FRAMEWORKS,
+        epochs=args.epochs, batch=args.batch, lr=args.lr, threads=args.threads,
+        inference_batch=args.inference_batch, inference_passes=args.inference_passes,
+        warmup_steps=args.warmup_steps, data_dir=args.data_dir, synthetic=args.synthetic,
+        train_samples=args.train_samples, test_samples=args.test_samples, seed=args.seed,
+        rss=not (args.no_rss or single), import_repeats=0 if single else args.import_repeats,
+        sgemm=not single,
+    )
+    log = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
+    report = run_suite(config, log)
+    if args.json:
+        common.write_json(args.json, report)
+    if args.quiet:
+        import json  # noqa: PLC0415
+
+        print(json.dumps(report))
+    else:
+        print(format_report(report))
+    return 0

@@ -1,0 +1,172 @@
+"""Smoke tests of the benchmark suite (``python -m benchmarks mlp``): structure, not speed.
+
+The suite runs on a few hundred synthetic samples for one short epoch; the tests check
+that the report has every key with sensible values and that the hand-written NumPy
+loop (the suite's floor) trains exactly as nnframe does. No timed asserts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import struct
+
+import numpy as np
+import pytest
+
+from benchmarks import common, mlp
+from benchmarks.__main__ import _threads_from_argv
+from benchmarks.__main__ import main as bench_main
+
+
+def _tiny_data(n_train: int = 512, n_test: int = 300) -> mlp.Data:
+    return mlp.load_data(synthetic=True, train_samples=n_train, test_samples=n_test, seed=3)
+
+
+def _torch_threads() -> int:
+    # the suite calls torch.set_num_threads; keep the test process's setting as it is
+    torch = pytest.importorskip("torch")
+    return torch.get_num_threads()
+
+
+def test_flops_count_matches_hand_count():
+    # forward + weight gradients: 2 * 128 * 186200 each; input gradients skip layer 0: 2 * 128 * 29400
+    assert mlp.train_flops_per_step(128) == 2 * 128 * (2 * 186200 + 29400)
+    assert mlp.inference_flops(10) == 2 * 10 * 186200
+    epoch = (60000 // 128) * mlp.train_flops_per_step(128)
+    assert 48.0e9 < epoch < 48.3e9  # the issue's "48 GFLOP per epoch"
+
+
+def test_read_idx_scales_and_limits(tmp_path):
+    images = np.arange(5 * 2 * 3, dtype=np.uint8).reshape(5, 2, 3)
+    path = tmp_path / "images-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">3I", 5, 2, 3) + images.tobytes())
+    np.testing.assert_array_equal(mlp.read_idx(str(path)), images)
+    scaled = mlp.read_idx(str(path), limit=4, scale=True)
+    assert scaled.dtype == np.float32 and scaled.shape == (4, 2, 3)
+    np.testing.assert_allclose(scaled, images[:4] / 255.0, rtol=1e-6)
+    bad = tmp_path / "bad.gz"
+    with gzip.open(bad, "wb") as f:
+        f.write(struct.pack(">HBB", 0, 0x0D, 1) + struct.pack(">I", 1) + b"\0\0\0\0")
+    with pytest.raises(ValueError, match="unsigned-byte IDX"):
+        mlp.read_idx(str(bad))
+
+
+def test_synthetic_data_has_fashion_mnist_shapes():
+    data = _tiny_data(256, 64)
+    assert data.x_train.shape == (256, 784) and data.x_train.dtype == np.float32
+    assert data.onehot_train.shape == (256, 10) and data.onehot_train.dtype == np.float64
+    np.testing.assert_array_equal(data.onehot_train.argmax(axis=1), data.labels_train)
+    assert data.x_test.shape == (64, 784) and data.labels_test.shape == (64,)
+
+
+def test_numpy_loop_trains_like_nnframe():
+    # same start, same batches: the floor must do the same maths as the framework it bounds
+    data = _tiny_data(128 * 3)
+    weights = mlp.initial_weights(5)
+    ours = mlp.NnframeTrainer(weights, lr=1e-3)
+    floor = mlp.NumpyTrainer(weights, lr=1e-3)
+    loss_ours = ours.train_epoch(data, 128)
+    loss_floor = floor.train_epoch(data, 128)
+    assert math.isclose(loss_ours, loss_floor, rel_tol=1e-5)
+    # Adam moves each value by about lr per step whatever the gradient's size, so float32
+    # rounding in tiny gradients shows up at ~1% of a step: compare to 3% of the 3e-3 moved
+    for i, (w, b) in enumerate(zip(floor.w, floor.b, strict=True)):
+        np.testing.assert_allclose(ours.model.net.params[f"{2 * i}.w"], w, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(ours.model.net.params[f"{2 * i}.b"], b, rtol=1e-4, atol=1e-4)
+    outs = [o.copy() for o in floor.predict(data.x_test, 128)]
+    np.testing.assert_allclose(np.concatenate(outs), np.concatenate(ours.predict(data.x_test, 128)),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_torch_trainer_matches_numpy_loop():
+    threads = _torch_threads()
+    data = _tiny_data(128 * 2)
+    weights = mlp.initial_weights(6)
+    torch_loss = mlp.TorchTrainer(weights, lr=1e-3, threads=threads).train_epoch(data, 128)
+    numpy_loss = mlp.NumpyTrainer(weights, lr=1e-3).train_epoch(data, 128)
+    assert math.isclose(torch_loss, numpy_loss, rel_tol=1e-4)
+
+
+def _assert_positive(value):
+    assert isinstance(value, float) and math.isfinite(value) and value > 0, value
+
+
+def test_suite_report_structure():
+    threads = _torch_threads()
+    config = mlp.Config(
+        epochs=1, threads=threads, inference_batch=128, inference_passes=1, warmup_steps=1,
+        synthetic=True, train_samples=384, test_samples=200, rss=False, import_repeats=0,
+        sgemm=False,
+    )
+    report = mlp.run_suite(config, log=lambda *a, **k: None)
+    json.loads(json.dumps(report))  # JSON-serialisable as written by --json
+    assert set(report["frameworks"]) == {"nnframe", "pytorch", "numpy"}
+    for name, r in report["frameworks"].items():
+        for key in ("median_epoch_s", "train_samples_per_s", "train_gflops", "median_inference_s",
+                    "inference_samples_per_s", "inference_gflops"):
+            _assert_positive(r[key])
+        assert len(r["epoch_seconds"]) == 1 and len(r["inference_seconds"]) == 1, name
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and math.isfinite(r["final_loss"])
+    assert report["data"]["steps_per_epoch"] == 3
+    assert report["flops_per_epoch"] == 3 * mlp.train_flops_per_step(128)
+    for key in ("epoch_nnframe_over_pytorch", "epoch_nnframe_over_numpy", "inference_nnframe_over_pytorch"):
+        _assert_positive(report["ratios"][key])
+    assert report["ratios"]["rss_nnframe_over_pytorch"] is None  # rss=False
+    assert set(report["goals"]) == {g[0] for g in mlp.GOALS}
+    assert report["goals"]["import_time"]["met"] is None
+    assert "blas" in report and "OPENBLAS_CORETYPE" in report["blas"]
+    text = mlp.format_report(report)
+    for name in ("nnframe", "pytorch", "numpy", "s/epoch", "MET"):
+        assert name in text
+
+
+def test_peak_rss_child_and_cli_json(tmp_path):
+    # the numpy-only child: what the suite runs once per framework for peak RSS
+    child = common.run_json_child([
+        "mlp", "--only", "numpy", "--synthetic", "--train-samples", "256", "--test-samples", "100",
+        "--epochs", "1", "--warmup-steps", "1", "--inference-batch", "64", "--threads", "1", "--quiet",
+        "--json", str(tmp_path / "child.json"),
+    ])
+    assert list(child["frameworks"]) == ["numpy"]
+    _assert_positive(child["rss_mb"]["this_process"])
+    assert child["rss_mb"]["this_process"] >= child["rss_mb"]["after_data"] > 0
+    assert "import_seconds" not in child and "sgemm" not in child  # a single --only skips them
+    assert json.loads((tmp_path / "child.json").read_text())["frameworks"]["numpy"]["median_epoch_s"] > 0
+
+
+def test_measurement_helpers():
+    (result,) = common.sgemm_gflops([(8, 16, 4, True)], samples=2, sample_seconds=0.001)
+    _assert_positive(result["median_gflops"])
+    assert result["best_gflops"] >= result["median_gflops"]
+    times = common.import_seconds("json", repeats=1)
+    assert len(times) == 1 and times[0] >= 0.0
+    _assert_positive(common.peak_rss_mb())
+    info = common.blas_info()
+    assert info["numpy"] == np.__version__
+
+
+def test_format_table_aligns_columns():
+    text = common.format_table(["name", "value"], [["a", 1.5], ["longer", 1234.0], ["c", None]])
+    lines = text.splitlines()
+    assert len({len(line) for line in lines[:2]}) == 1  # header as wide as the rule
+    assert lines[2].endswith("1.500") and lines[3].endswith("1,234") and lines[4].endswith("-")
+
+
+def test_write_json_is_atomic_and_readable(tmp_path):
+    path = tmp_path / "r.json"
+    common.write_json(str(path), {"a": [1, 2.5]})
+    assert json.loads(path.read_text()) == {"a": [1, 2.5]}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_entry_point_dispatch(capsys):
+    assert _threads_from_argv(["--epochs", "2", "--threads", "3"]) == 3
+    assert _threads_from_argv(["--threads=4"]) == 4
+    assert _threads_from_argv([]) == common.cpu_count()
+    assert bench_main(["no-such-suite"]) == 2
+    assert "unknown suite" in capsys.readouterr().err
+    assert bench_main(["--help"]) == 0
+    assert "mlp" in capsys.readouterr().out
