@@ -449,14 +449,18 @@ class Model:
 
         Args:
             path: a file written by :meth:`save`.
-            restore_global_rng: also reset nnframe's global generator to its saved state
-                (``fit(resume_from=...)`` does this).
+            restore_global_rng: set nnframe's global generator to its saved state
+                (``fit(resume_from=...)`` does this); otherwise loading leaves it as it was.
 
         Raises:
             nnframe.io.CheckpointError: for a malformed, truncated, hostile or mismatched file.
         """
         ckpt = io.read_checkpoint(path)
-        net, loss, optimizer = io.build_parts(ckpt)
+        global_state = nn_random.get_state()
+        try:  # rebuilding draws fresh initial weights and generators: undo that on the global one
+            net, loss, optimizer = io.build_parts(ckpt)
+        finally:
+            nn_random.set_state(global_state)
         metric_specs = ckpt.config.get("metrics")
         try:
             metrics = None if metric_specs is None else [_metric_from_config(m) for m in metric_specs]

@@ -146,6 +146,53 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert resumed.global_step == total * 5  # 72 training samples / 16 -> 5 batches
 
 
+RESUME_SCRIPT = """
+import sys
+import numpy as np
+import nnframe
+from nnframe import callbacks
+sys.path.insert(0, sys.argv[3])
+from training_cases import blobs
+
+x, y = blobs(n=90)
+model = nnframe.load(sys.argv[1])
+model.fit(x, y, epochs=4, batch_size=16, validation_split=0.2, verbose=0, resume_from=sys.argv[1],
+          callbacks=[callbacks.LRSchedulerCallback()])
+model.save(sys.argv[2])
+"""
+
+
+def test_resume_in_a_fresh_process_is_bit_identical(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fit_args = dict(batch_size=16, validation_split=0.2, verbose=0)
+    x, y, model, cbs = _resume_setup(tmp_path, 4)
+    model.fit(x, y, epochs=4, callbacks=cbs, **fit_args)
+    x, y, other, cbs = _resume_setup(tmp_path, 1)
+    other.fit(x, y, epochs=1, callbacks=[*cbs, callbacks.ModelCheckpoint(tmp_path / "ep1.safetensors")],
+              **fit_args)
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME_SCRIPT)
+    subprocess.run([sys.executable, str(script), str(tmp_path / "ep1.safetensors"),
+                    str(tmp_path / "ep4.safetensors"), str(Path(__file__).parent)], check=True)
+    resumed = nnframe.load(tmp_path / "ep4.safetensors")
+    assert resumed.epoch == 4
+    np.testing.assert_array_equal(resumed.net.params.flat, model.net.params.flat)
+
+
+def test_load_leaves_the_global_generator_alone_unless_asked(trained):
+    _, path = trained
+    nnframe.set_seed(3)
+    expected = nnframe.random.get_state()
+    nnframe.load(path)
+    assert nnframe.random.get_state() == expected
+    saved = json.loads(_header(path)["__metadata__"]["state"])["rng"]["global"]
+    nnframe.load(path, restore_global_rng=True)
+    assert nnframe.random.get_state() == saved
+
+
 def test_resume_into_a_model_built_by_code(tmp_path):
     x, y = blobs(n=40)
     path = tmp_path / "ckpt.safetensors"
