@@ -18,11 +18,12 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any
 
 from nnframe import schedule as schedule_mod
+
+if TYPE_CHECKING:  # tqdm is imported when a bar is shown: it costs ~50 ms on `import nnframe`
+    from tqdm import tqdm
 
 Logs = dict[str, Any]
 
@@ -145,6 +146,8 @@ class ProgressBar(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         if self.verbose == 1:
+            from tqdm import tqdm  # noqa: PLC0415 - lazily, see the import block
+
             self._bar = tqdm(total=self.params.get("steps"), desc=self._desc(epoch), unit="batch",
                              file=sys.stderr, leave=True, dynamic_ncols=True)
 

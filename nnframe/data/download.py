@@ -9,14 +9,12 @@ nothing behind.
 from __future__ import annotations
 
 import hashlib
-import http.client
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from nnframe.data.atomic import atomic_write
+
+# http.client, urllib.request and tqdm are imported inside download_file: together
+# they cost ~100 ms, which `import nnframe` should not pay when nothing is downloaded.
 
 _CHUNK = 1 << 16
 USER_AGENT = "nnframe (+https://pypi.org/project/nnframe)"
@@ -45,6 +43,12 @@ def download_file(url: str, dest: str | Path, md5: str | None = None, sha256: st
         DownloadError: HTTP error status, network error, truncated body or checksum
             mismatch. ``dest`` is then left as it was (absent, or the previous file).
     """
+    import http.client  # noqa: PLC0415 - lazily, see the import block
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from tqdm import tqdm  # noqa: PLC0415
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
