@@ -76,21 +76,40 @@ def peak_rss_mb() -> float:
     return maxrss / (1024.0 * 1024.0) if sys.platform == "darwin" else maxrss / 1024.0  # bytes / KiB
 
 
-def import_seconds(module: str, repeats: int = 5) -> list[float]:
+#: Where :func:`import_seconds` keeps compiled bytecode (kept between runs).
+PYCACHE_DIR = os.path.join(tempfile.gettempdir(), "nnframe-bench-pycache")
+
+
+def import_seconds(module: str, repeats: int = 5, bytecode_cache: bool = True) -> list[float]:
     """Seconds that ``import module`` takes in fresh interpreters, one per repeat.
 
     The clock runs inside the child around the import statement only, so the
     interpreter's own start-up is not counted.
+
+    Args:
+        bytecode_cache: measure as an installed package is imported, with compiled
+            bytecode at hand: the children write and read ``.pyc`` files under
+            :data:`PYCACHE_DIR` (``PYTHONPYCACHEPREFIX``, so the source tree stays
+            clean) even if ``PYTHONDONTWRITEBYTECODE`` is set, after one unmeasured
+            warm-up import. ``False``: the environment as it is (where
+            ``PYTHONDONTWRITEBYTECODE`` is set, a module without ``.pyc`` files is
+            compiled on every import).
     """
     code = (
         "import time; t = time.perf_counter(); import " + module
         + "; print(time.perf_counter() - t)"
     )
+    env = dict(os.environ)
+    if bytecode_cache:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = PYCACHE_DIR
     times = []
-    for _ in range(repeats):
+    for i in range(repeats + int(bytecode_cache)):
         done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600, env=env,
         )
+        if bytecode_cache and i == 0:
+            continue  # the warm-up that writes the bytecode
         times.append(float(done.stdout.strip().splitlines()[-1]))
     return times
 

@@ -566,6 +566,9 @@ def run_suite(config: Config, log=print) -> dict[str, Any]:
         for module in modules:
             times = common.import_seconds(module, config.import_repeats)
             report["import_seconds"][module] = {"median_s": common.median(times), "all_s": times}
+        if os.environ.get("PYTHONDONTWRITEBYTECODE"):  # and as this environment imports it
+            times = common.import_seconds("nnframe", config.import_repeats, bytecode_cache=False)
+            report["import_seconds"]["nnframe"]["no_bytecode_median_s"] = common.median(times)
     report["ratios"], report["goals"] = ratios_and_goals(report)
     report["wall_s"] = time.perf_counter() - start
     return report
@@ -621,7 +624,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{name:8s} epochs [s]: {epochs}   inference passes [s]: {infer}")
     if "import_seconds" in report:
         imports = ", ".join(f"import {m}: {v['median_s']:.3f} s" for m, v in report["import_seconds"].items())
-        lines.append(f"median of {cfg['import_repeats']} fresh interpreters: {imports}")
+        lines.append(f"import time (median of {cfg['import_repeats']} fresh interpreters, bytecode cached): {imports}")
+        cold = report["import_seconds"]["nnframe"].get("no_bytecode_median_s")
+        if cold is not None:
+            lines.append(f"  (import nnframe with PYTHONDONTWRITEBYTECODE set, compiling every module: {cold:.3f} s)")
     lines.append("")
     for key, value in report["ratios"].items():
         lines.append(f"{key:32s} {'-' if value is None else f'{value:.3f}'}")
