@@ -27,11 +27,13 @@ from nnframe.data.datasets import (
 )
 from nnframe.data.download import DownloadError, download_file
 from nnframe.data.idx import IDXFormatError, read_idx, write_idx
+from nnframe.data.png import PNGFormatError, read_png
 from nnframe.data.preprocessing import one_hot, scale_pixels, standardize, train_val_split
 
 __all__ = [
     "CHECKSUMS", "CLASS_NAMES", "MIRRORS", "SYSTEM_DATA_DIRS", "BatchIterator", "DatasetFormatError",
-    "DatasetNotFoundError", "DownloadError", "IDXFormatError", "batches", "download_file", "load_cifar10",
-    "load_dataset", "load_fashion_mnist", "load_mnist", "one_hot", "read_idx", "scale_pixels",
+    "DatasetNotFoundError", "DownloadError", "IDXFormatError", "PNGFormatError", "batches", "download_file",
+    "load_cifar10",
+    "load_dataset", "load_fashion_mnist", "load_mnist", "one_hot", "read_idx", "read_png", "scale_pixels",
     "standardize", "train_val_split", "user_cache_dir", "write_idx",
 ]
