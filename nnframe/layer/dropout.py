@@ -9,6 +9,7 @@ import numpy as np
 from nnframe import backend
 from nnframe import random as nn_random
 from nnframe.backend import Array
+from nnframe.errors import ShapeError
 from nnframe.layer.base import Layer, check_rate
 
 
@@ -51,3 +52,23 @@ class Dropout(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"rate": self.rate, **super().get_config()}
+
+
+class Dropout2D(Dropout):
+    """Channel dropout for NHWC images: zero whole feature maps with probability ``rate``.
+
+    One keep/drop draw per sample and channel, shared by every pixel (Tompson et al.,
+    2015, https://arxiv.org/abs/1411.4280); kept channels are scaled by ``1 / (1 - rate)``.
+    The identity in evaluation mode.
+
+    Args:
+        rate: drop probability in ``[0, 1)``.
+        rng: seed or generator for the masks.
+
+    Shapes: input and output ``(N, H, W, C)``; the mask is ``(N, 1, 1, C)``.
+    """
+
+    def _mask_shape(self, inputs: Array) -> tuple[int, ...]:
+        if inputs.ndim != 4:
+            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
+        return (inputs.shape[0], 1, 1, inputs.shape[3])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from nnframe import functional as F
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
 from nnframe.layer.base import Layer
@@ -51,3 +52,42 @@ class Flatten(Layer):
 
     def backward(self, grad: Array) -> Array:
         return grad.reshape(self.ctx["in_shape"])
+
+
+class ZeroPad2D(Layer):
+    """Pad NHWC images with zeros on the H and W axes.
+
+    Args:
+        padding: an int (all four sides) or ``(left, right, top, bottom)``, as in
+            PyTorch's ``ZeroPad2d``; non-negative.
+
+    Shapes: input ``(N, H, W, C)``, output ``(N, top + H + bottom, left + W + right, C)``.
+    """
+
+    def __init__(self, padding: int | Sequence[int], name: str | None = None) -> None:
+        super().__init__(name)
+        sides = (padding,) * 4 if isinstance(padding, int) and not isinstance(padding, bool) else padding
+        try:
+            sides = tuple(sides)
+        except TypeError:
+            sides = ()
+        if len(sides) != 4 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in sides):
+            raise ValueError(
+                f"ZeroPad2D: padding must be an int >= 0 or (left, right, top, bottom), got {padding!r}"
+            )
+        self.padding = sides
+
+    def forward(self, inputs: Array) -> Array:
+        if inputs.ndim != 4:
+            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
+        left, right, top, bottom = self.padding
+        self.ctx = {"in_shape": inputs.shape}
+        return F.pad2d(inputs, ((top, bottom), (left, right)))  # (N, H + top + bottom, W + left + right, C)
+
+    def backward(self, grad: Array) -> Array:
+        left, _, top, _ = self.padding
+        _, h, w, _ = self.ctx["in_shape"]
+        return grad[:, top : top + h, left : left + w, :]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"padding": list(self.padding), **super().get_config()}

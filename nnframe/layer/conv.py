@@ -1,0 +1,451 @@
+"""Convolution layers on channels-last data: ``Conv2D`` and ``Conv2DTranspose`` (NHWC), ``Conv1D`` (NWC).
+
+Each convolution is one matrix product: :func:`~nnframe.functional.im2col` unfolds the
+receptive fields into the rows of a ``(N * OH * OW, KH * KW * C_in)`` matrix, which is
+multiplied by the kernel reshaped to ``(KH * KW * C_in, C_out)``. The input gradient
+is the adjoint, :func:`~nnframe.functional.col2im`, which sums strided slices over the
+kernel offsets. Grouped convolutions (``groups > 1``, depthwise when ``groups == C_in``)
+use one batched product over the groups.
+
+Argument names follow PyTorch (``out_channels``, ``kernel_size``, ``stride``,
+``padding``, ``dilation``, ``groups``); the input channels are inferred on the first
+forward, like :class:`~nnframe.layer.Dense`'s input features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from nnframe import backend
+from nnframe import functional as F
+from nnframe import initializer as init_mod
+from nnframe.backend import Array
+from nnframe.errors import ShapeError
+from nnframe.layer.base import Layer
+
+InitSpec = init_mod.Initializer | str | dict | None
+PaddingArg = str | int | Sequence[int]
+
+
+def _positive_int(owner: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _padding_arg(owner: str, padding: PaddingArg, rank: int) -> str | tuple[int, ...]:
+    """Validate ``padding``: ``"same"``, ``"valid"``, an int or ``rank`` ints (symmetric per axis)."""
+    if isinstance(padding, str):
+        if padding.lower() not in ("same", "valid"):
+            raise ValueError(f"{owner}: padding must be 'same', 'valid', an int or a tuple, got {padding!r}")
+        return padding.lower()
+    if rank == 1:
+        if isinstance(padding, (list, tuple)) and len(padding) == 1:
+            padding = padding[0]
+        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"{owner}: padding must be 'same', 'valid' or an int >= 0, got {padding!r}")
+        return (padding,)
+    return F.as_pair(padding, owner, "padding", minimum=0)
+
+
+def _resolve_padding(padding: str | tuple[int, ...], size: tuple[int, int], kernel: F.Pair,
+                     stride: F.Pair, dilation: F.Pair) -> F.Padding2D:
+    """``((top, bottom), (left, right))`` for an input of spatial ``size``."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        return (F.same_padding(size[0], kernel[0], stride[0], dilation[0]),
+                F.same_padding(size[1], kernel[1], stride[1], dilation[1]))
+    ph, pw = padding if len(padding) == 2 else (0, padding[0])
+    return (ph, ph), (pw, pw)
+
+
+def _config_padding(padding: str | tuple[int, ...]) -> Any:
+    if isinstance(padding, str):
+        return padding
+    return padding[0] if len(padding) == 1 else list(padding)
+
+
+def add_channel_bias(out: Array, b: Array) -> None:
+    """``out += b`` in place over the channels (last axis) of a C-contiguous ``(N, H, W, C)`` array."""
+    rows, reps = F.channel_rows(out)  # (N*H, W*C)
+    rows += backend.xp().tile(b, reps)
+
+
+def conv_forward(x: Array, w: Array, b: Array | None, stride: F.Pair, dilation: F.Pair,
+                 padding: F.Padding2D, groups: int) -> tuple[Array, Array]:
+    """The forward convolution and the unfolded input that backward needs.
+
+    Shapes:
+        ``x``: ``(N, H, W, C)``; ``w``: ``(KH, KW, C / groups, C_out)``; ``b``: ``(C_out,)``;
+        output ``(N, OH, OW, C_out)``; columns ``(M, KH * KW * C)`` (``groups == 1``) or
+        ``(groups, M, KH * KW * C / groups)``, with ``M = N * OH * OW``.
+    """
+    xp = backend.xp()
+    kh, kw, cg, cout = w.shape
+    n, h, width, _ = x.shape
+    oh = F.conv_output_size(h, kh, stride[0], dilation[0], sum(padding[0]))
+    ow = F.conv_output_size(width, kw, stride[1], dilation[1], sum(padding[1]))
+    cols = F.im2col(x, (kh, kw), stride, dilation, padding)  # (M, KH*KW*C)
+    m = cols.shape[0]
+    if groups == 1:
+        out = cols @ w.reshape(kh * kw * cg, cout)  # (M, C_out)
+    else:
+        cols = cols.reshape(m, kh * kw, groups, cg).transpose(2, 0, 1, 3)  # (G, M, KH*KW, Cg)
+        cols = xp.ascontiguousarray(cols).reshape(groups, m, kh * kw * cg)  # (G, M, K_g)
+        w_g = w.reshape(kh * kw * cg, groups, cout // groups).transpose(1, 0, 2)  # (G, K_g, Co_g)
+        out = xp.ascontiguousarray(xp.matmul(cols, w_g).transpose(1, 0, 2)).reshape(m, cout)  # (M, C_out)
+    out = out.reshape(n, oh, ow, cout)
+    if b is not None:
+        add_channel_bias(out, b)
+    return out, cols
+
+
+def conv_backward(grad: Array, cols: Array, w: Array, x_shape: tuple[int, ...], stride: F.Pair,
+                  dilation: F.Pair, padding: F.Padding2D, groups: int, grad_w: Array,
+                  grad_b: Array | None, input_grad: bool) -> Array | None:
+    """Write the kernel (and bias) gradients in place and return the input gradient.
+
+    Args:
+        grad: ``(N, OH, OW, C_out)``.
+        cols: the columns :func:`conv_forward` returned.
+        grad_w, grad_b: arrays of ``w``'s and ``b``'s shapes, written in place.
+        input_grad: whether to compute the input gradient (``None`` is returned if not).
+    """
+    xp = backend.xp()
+    kh, kw, cg, cout = w.shape
+    g2 = grad.reshape(-1, cout)  # (M, C_out)
+    if grad_b is not None:
+        F.channel_sums(g2, out=grad_b)
+    if groups == 1:
+        w2 = w.reshape(kh * kw * cg, cout)  # (K, C_out)
+        xp.matmul(cols.T, g2, out=grad_w.reshape(kh * kw * cg, cout))
+        if not input_grad:
+            return None
+        n, oh, ow, _ = grad.shape
+        padded_width = x_shape[2] + sum(padding[1])
+        if stride == (1, 1) and ow < 24 and padded_width <= 2 * ow:
+            # col2im over whole padded rows (contiguous adds): pad the gradient's rows to the
+            # padded input width with zeros, which the product turns into zero columns
+            g_wide = F.pad2d(grad.reshape(n, oh, ow, cout), ((0, 0), (0, padded_width - ow)))
+            dcols = (w2 @ g_wide.reshape(-1, cout).T).T  # (N*OH*Wp, K), Fortran order
+            return F.col2im(dcols, x_shape, (kh, kw), stride, dilation, padding, wide=True)
+        dcols = (w2 @ g2.T).T  # (M, K), Fortran order: what col2im reads fastest
+    else:
+        m, cog = g2.shape[0], cout // groups
+        g_g = g2.reshape(m, groups, cog).transpose(1, 0, 2)  # (G, M, Co_g)
+        w_g = w.reshape(kh * kw * cg, groups, cog).transpose(1, 0, 2)  # (G, K_g, Co_g)
+        gw_g = xp.matmul(cols.transpose(0, 2, 1), g_g)  # (G, K_g, Co_g)
+        grad_w.reshape(kh * kw * cg, groups, cog)[...] = gw_g.transpose(1, 0, 2)
+        if not input_grad:
+            return None
+        dcols = xp.matmul(g_g, w_g.transpose(0, 2, 1))  # (G, M, K_g)
+        dcols = dcols.reshape(groups, m, kh * kw, cg).transpose(1, 2, 0, 3).reshape(m, -1)  # (M, K)
+    return F.col2im(dcols, x_shape, (kh, kw), stride, dilation, padding)
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as in PyTorch) of NHWC images.
+
+    ``y[n, i, j, o] = b[o] + sum_{p, q, c} x_pad[n, i*SH + p*DH, j*SW + q*DW, g*Cg + c] w[p, q, c, o]``
+    where ``g = o // (C_out / groups)`` is the group of output channel ``o``.
+
+    Args:
+        out_channels: ``C_out``, a multiple of ``groups``.
+        kernel_size: ``KH`` and ``KW`` (an int or a pair).
+        stride: ``(SH, SW)`` (an int or a pair).
+        padding: ``"valid"`` (none), ``"same"`` (``ceil(H / SH)`` outputs; any odd unit of
+            padding goes after, as in PyTorch and TensorFlow), an int, or ``(PH, PW)``
+            (zeros on both sides of each axis).
+        dilation: ``(DH, DW)`` spacing of the kernel taps.
+        groups: input and output channels are split into this many groups, each
+            convolved separately; ``groups == C_in`` is a depthwise convolution.
+        bias: whether to learn ``b``.
+        w_init: initializer of ``w`` (default :class:`~nnframe.initializer.HeUniform`:
+            convolutions are usually followed by ReLU).
+        b_init: initializer of ``b`` (default zeros).
+
+    Shapes:
+        input ``(N, H, W, C_in)``, output ``(N, OH, OW, C_out)`` with
+        ``OH = (H + PH_total - DH (KH - 1) - 1) // SH + 1`` (likewise ``OW``);
+        ``params["w"]``: ``(KH, KW, C_in / groups, C_out)``, ``params["b"]``: ``(C_out,)``.
+    """
+
+    def __init__(
+        self,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: PaddingArg = 0,
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        w_init: InitSpec = None,
+        b_init: InitSpec = None,
+        name: str | None = None,
+    ) -> None:
+        owner = type(self).__name__
+        self.out_channels = _positive_int(owner, "out_channels", out_channels)
+        self.groups = _positive_int(owner, "groups", groups)
+        if out_channels % groups:
+            raise ValueError(f"{owner}: out_channels ({out_channels}) must be divisible by groups ({groups})")
+        self.kernel_size = F.as_pair(kernel_size, owner, "kernel_size")
+        self.stride = F.as_pair(stride, owner, "stride")
+        self.dilation = F.as_pair(dilation, owner, "dilation")
+        self.padding = _padding_arg(owner, padding, 2)
+        self.bias = bool(bias)
+        super().__init__(name)
+        self.initializers = {"w": init_mod.get(w_init or init_mod.HeUniform())}
+        self.shapes = {"w": [*self.kernel_size, None, out_channels]}
+        if self.bias:
+            self.initializers["b"] = init_mod.get(b_init or init_mod.Zeros())
+            self.shapes["b"] = [out_channels]
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("w", "b") if self.bias else ("w",)
+
+    def _build(self, channels: int) -> None:
+        if channels % self.groups:
+            raise ShapeError(
+                f"{self.name}: input channels ({channels}) must be divisible by groups ({self.groups})"
+            )
+        self.shapes["w"][2] = channels // self.groups
+        self._init_params()
+
+    def _check_channels(self, inputs: Array, layout: str) -> None:
+        expected = self.params["w"].shape[-2] * self.groups
+        if inputs.shape[-1] != expected:
+            raise ShapeError(
+                f"{self.name} was built for {expected} input channels, got input of shape "
+                f"{tuple(inputs.shape)} ({layout}, {inputs.shape[-1]} channels)"
+            )
+        self._check_dtype(inputs)
+
+    def forward(self, inputs: Array) -> Array:
+        if inputs.ndim != 4:
+            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
+        if not self.is_init:
+            self._build(inputs.shape[3])
+        self._check_channels(inputs, "NHWC")
+        padding = _resolve_padding(self.padding, inputs.shape[1:3], self.kernel_size, self.stride,
+                                   self.dilation)
+        out, cols = conv_forward(inputs, self.params["w"], self.params.get("b"), self.stride,
+                                 self.dilation, padding, self.groups)
+        self.ctx = {"cols": cols, "x_shape": inputs.shape, "padding": padding}
+        return out
+
+    def backward(self, grad: Array) -> Array | None:
+        return conv_backward(
+            grad, self.ctx["cols"], self.params["w"], self.ctx["x_shape"], self.stride, self.dilation,
+            self.ctx["padding"], self.groups, self._grad_buffer("w"),
+            self._grad_buffer("b") if self.bias else None, self.requires_input_grad,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "padding": _config_padding(self.padding),
+            "dilation": list(self.dilation),
+            "groups": self.groups,
+            "bias": self.bias,
+            "w_init": init_mod.to_config(self.initializers["w"]),
+        }
+        if self.bias:
+            config["b_init"] = init_mod.to_config(self.initializers["b"])
+        return {**config, **super().get_config()}
+
+
+class Conv1D(Conv2D):
+    """1-D convolution of sequences with channels last (NWC), e.g. ``(N, T, C)``.
+
+    Computed as a :class:`Conv2D` of height 1. Arguments as for :class:`Conv2D`, with
+    ints for ``kernel_size``, ``stride``, ``dilation`` and ``padding`` (or ``"same"``/``"valid"``).
+
+    Shapes:
+        input ``(N, L, C_in)``, output ``(N, L_out, C_out)``,
+        ``L_out = (L + 2 P - D (K - 1) - 1) // S + 1``;
+        ``params["w"]``: ``(K, C_in / groups, C_out)``, ``params["b"]``: ``(C_out,)``.
+    """
+
+    def __init__(
+        self,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: str | int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        w_init: InitSpec = None,
+        b_init: InitSpec = None,
+        name: str | None = None,
+    ) -> None:
+        owner = type(self).__name__
+        size = _positive_int(owner, "kernel_size", kernel_size)
+        super().__init__(out_channels, (1, size), (1, _positive_int(owner, "stride", stride)), 0,
+                         (1, _positive_int(owner, "dilation", dilation)), groups, bias, w_init, b_init, name)
+        self.padding = _padding_arg(owner, padding, 1)
+        self.shapes["w"] = [size, None, out_channels]
+
+    def _build(self, channels: int) -> None:
+        if channels % self.groups:
+            raise ShapeError(
+                f"{self.name}: input channels ({channels}) must be divisible by groups ({self.groups})"
+            )
+        self.shapes["w"][1] = channels // self.groups
+        self._init_params()
+
+    def forward(self, inputs: Array) -> Array:
+        if inputs.ndim != 3:
+            raise ShapeError(f"{self.name} expects NWC input (N, L, C), got shape {tuple(inputs.shape)}")
+        if not self.is_init:
+            self._build(inputs.shape[2])
+        self._check_channels(inputs, "NWC")
+        n, length, c = inputs.shape
+        padding = _resolve_padding(self.padding, (1, length), self.kernel_size, self.stride, self.dilation)
+        w = self.params["w"]
+        out, cols = conv_forward(inputs.reshape(n, 1, length, c), w.reshape(1, *w.shape),
+                                 self.params.get("b"), self.stride, self.dilation, padding, self.groups)
+        self.ctx = {"cols": cols, "x_shape": (n, 1, length, c), "padding": padding}
+        return out.reshape(n, out.shape[2], out.shape[3])  # (N, L_out, C_out)
+
+    def backward(self, grad: Array) -> Array | None:
+        n, length, cout = grad.shape
+        w = self.params["w"]
+        dx = conv_backward(
+            grad.reshape(n, 1, length, cout), self.ctx["cols"], w.reshape(1, *w.shape),
+            self.ctx["x_shape"], self.stride, self.dilation, self.ctx["padding"], self.groups,
+            self._grad_buffer("w").reshape(1, *w.shape), self._grad_buffer("b") if self.bias else None,
+            self.requires_input_grad,
+        )
+        return None if dx is None else dx.reshape(n, dx.shape[2], dx.shape[3])  # (N, L, C_in)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(kernel_size=self.kernel_size[1], stride=self.stride[1],
+                      dilation=self.dilation[1], padding=_config_padding(self.padding))
+        return config
+
+
+class Conv2DTranspose(Layer):
+    """Transposed 2-D convolution of NHWC images (the input gradient of a :class:`Conv2D`).
+
+    Each input pixel scatters ``x[n, i, j, :] @ w[p, q].T`` to output pixel
+    ``(i*SH + p*DH - PH, j*SW + q*DW - PW)``, as PyTorch's ``ConvTranspose2d``.
+
+    Args:
+        out_channels: ``C_out``.
+        kernel_size, stride, dilation: ints or pairs, as for :class:`Conv2D`.
+        padding: an int or ``(PH, PW)``: rows/columns cropped from each side of the output.
+        output_padding: an int or pair, each ``< stride``: rows/columns added to the bottom
+            and right of the output, to reach the size of a strided convolution's input.
+        bias, w_init, b_init: as for :class:`Conv2D`.
+
+    Shapes:
+        input ``(N, H, W, C_in)``, output ``(N, OH, OW, C_out)`` with
+        ``OH = (H - 1) SH - 2 PH + DH (KH - 1) + output_padding + 1``;
+        ``params["w"]``: ``(KH, KW, C_out, C_in)`` (Keras' layout: the kernel of the
+        ``C_out -> C_in`` convolution this layer transposes; PyTorch's ``weight`` is
+        ``w.transpose(3, 2, 0, 1)``), ``params["b"]``: ``(C_out,)``.
+    """
+
+    def __init__(
+        self,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] = 0,
+        output_padding: int | Sequence[int] = 0,
+        dilation: int | Sequence[int] = 1,
+        bias: bool = True,
+        w_init: InitSpec = None,
+        b_init: InitSpec = None,
+        name: str | None = None,
+    ) -> None:
+        owner = type(self).__name__
+        self.out_channels = _positive_int(owner, "out_channels", out_channels)
+        self.kernel_size = F.as_pair(kernel_size, owner, "kernel_size")
+        self.stride = F.as_pair(stride, owner, "stride")
+        self.dilation = F.as_pair(dilation, owner, "dilation")
+        self.padding = F.as_pair(0 if padding == "valid" else padding, owner, "padding", minimum=0)
+        self.output_padding = F.as_pair(output_padding, owner, "output_padding", minimum=0)
+        if any(op >= s for op, s in zip(self.output_padding, self.stride, strict=True)):
+            raise ValueError(
+                f"{owner}: output_padding must be smaller than stride {self.stride}, got {self.output_padding}"
+            )
+        self.bias = bool(bias)
+        super().__init__(name)
+        self.initializers = {"w": init_mod.get(w_init or init_mod.HeUniform())}
+        self.shapes = {"w": [*self.kernel_size, out_channels, None]}
+        if self.bias:
+            self.initializers["b"] = init_mod.get(b_init or init_mod.Zeros())
+            self.shapes["b"] = [out_channels]
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("w", "b") if self.bias else ("w",)
+
+    def _output_shape(self, inputs: Array) -> tuple[int, int, int, int]:
+        n, h, w, _ = inputs.shape
+        sizes = [
+            (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for size, s, p, d, k, op in zip((h, w), self.stride, self.padding, self.dilation,
+                                            self.kernel_size, self.output_padding, strict=True)
+        ]
+        if min(sizes) < 1:
+            raise ShapeError(f"{self.name}: padding {self.padding} crops away the whole output of input "
+                             f"shape {tuple(inputs.shape)}")
+        return n, sizes[0], sizes[1], self.out_channels
+
+    def forward(self, inputs: Array) -> Array:
+        if inputs.ndim != 4:
+            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
+        if not self.is_init:
+            self.shapes["w"][3] = inputs.shape[3]
+            self._init_params()
+        w = self.params["w"]
+        if inputs.shape[3] != w.shape[3]:
+            raise ShapeError(f"{self.name} was built for {w.shape[3]} input channels, got input of shape "
+                             f"{tuple(inputs.shape)} (NHWC, {inputs.shape[3]} channels)")
+        self._check_dtype(inputs)
+        out_shape = self._output_shape(inputs)
+        kh, kw, cout, cin = w.shape
+        x2 = inputs.reshape(-1, cin)  # (M_in, C_in)
+        cols = (w.reshape(kh * kw * cout, cin) @ x2.T).T  # (M_in, KH*KW*C_out), Fortran order
+        padding = ((self.padding[0],) * 2, (self.padding[1],) * 2)
+        out = F.col2im(cols, out_shape, self.kernel_size, self.stride, self.dilation, padding)
+        if self.bias:
+            add_channel_bias(out, self.params["b"])
+        self.ctx = {"x2": x2, "x_shape": inputs.shape, "padding": padding}
+        return out
+
+    def backward(self, grad: Array) -> Array | None:
+        xp = backend.xp()
+        w = self.params["w"]
+        kh, kw, cout, cin = w.shape
+        gcols = F.im2col(grad, self.kernel_size, self.stride, self.dilation, self.ctx["padding"])
+        xp.matmul(gcols.T, self.ctx["x2"], out=self._grad_buffer("w").reshape(kh * kw * cout, cin))
+        if self.bias:
+            F.channel_sums(grad, out=self._grad_buffer("b"))
+        if not self.requires_input_grad:
+            return None
+        return (gcols @ w.reshape(kh * kw * cout, cin)).reshape(self.ctx["x_shape"])
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "padding": list(self.padding),
+            "output_padding": list(self.output_padding),
+            "dilation": list(self.dilation),
+            "bias": self.bias,
+            "w_init": init_mod.to_config(self.initializers["w"]),
+        }
+        if self.bias:
+            config["b_init"] = init_mod.to_config(self.initializers["b"])
+        return {**config, **super().get_config()}

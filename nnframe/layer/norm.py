@@ -1,0 +1,196 @@
+"""Normalization layers: ``BatchNorm`` (over the batch) and ``LayerNorm`` (over features).
+
+Both normalize channels-last data, so the features are always the last axis: ``(N, D)``
+rows, ``(N, T, C)`` sequences and ``(N, H, W, C)`` images alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nnframe import backend
+from nnframe import functional as F
+from nnframe import initializer as init_mod
+from nnframe.backend import Array
+from nnframe.errors import ShapeError
+from nnframe.layer.base import Layer, check_rate
+
+
+def _check_eps(owner: str, eps: float) -> float:
+    eps = float(eps)
+    if not eps > 0.0:
+        raise ValueError(f"{owner}: eps must be > 0, got {eps}")
+    return eps
+
+
+class _Affine(Layer):
+    """Per-feature scale ``gamma`` (ones) and shift ``beta`` (zeros), built from the last axis."""
+
+    def __init__(self, eps: float, name: str | None) -> None:
+        super().__init__(name)
+        self.eps = _check_eps(type(self).__name__, eps)
+        self.initializers = {"gamma": init_mod.Ones(), "beta": init_mod.Zeros()}
+        self.shapes = {"gamma": [None], "beta": [None]}
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("gamma", "beta")
+
+    def _prepare(self, inputs: Array, min_ndim: int) -> None:
+        if inputs.ndim < min_ndim:
+            raise ShapeError(
+                f"{self.name} expects input with features on the last axis, at least {min_ndim}-D "
+                f"((N, D) or (N, H, W, C)), got shape {tuple(inputs.shape)}"
+            )
+        if not self.is_init:
+            self.shapes["gamma"][0] = self.shapes["beta"][0] = inputs.shape[-1]
+            self._build()
+        features = self.params["gamma"].shape[0]
+        if inputs.shape[-1] != features:
+            raise ShapeError(f"{self.name} was built for {features} features (last axis), got input of "
+                             f"shape {tuple(inputs.shape)}")
+        self._check_dtype(inputs)
+
+    def _build(self) -> None:
+        self._init_params()
+
+    def _affine_grads(self, g2: Array, xhat: Array) -> None:
+        """Write ``dgamma = sum(g * xhat)`` and ``dbeta = sum(g)`` over the rows of ``(M, D)`` arrays."""
+        (g2 * xhat).sum(axis=0, out=self._grad_buffer("gamma"))
+        g2.sum(axis=0, out=self._grad_buffer("beta"))
+
+
+class BatchNorm(_Affine):
+    """Batch normalization (Ioffe & Szegedy, 2015, https://arxiv.org/abs/1502.03167).
+
+    Training: ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with the batch mean and
+    (biased) variance of each feature over every axis but the last: per feature for
+    ``(N, D)`` input, per channel over ``N, H, W`` for ``(N, H, W, C)`` input. The running
+    statistics are updated as in PyTorch, with the unbiased variance::
+
+        running_mean = (1 - momentum) running_mean + momentum mean
+        running_var  = (1 - momentum) running_var  + momentum var * M / (M - 1)
+
+    (``M`` values per feature). Evaluation uses the running statistics instead.
+
+    Args:
+        momentum: weight of the new batch in the running statistics, in ``[0, 1)``.
+        eps: added to the variance, > 0.
+
+    Shapes:
+        input and output ``(N, D)`` or ``(N, H, W, C)`` (any ``(..., C)``);
+        ``params["gamma"]``, ``params["beta"]``, ``nt_params["running_mean"]``,
+        ``nt_params["running_var"]``: ``(C,)``.
+    """
+
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5, name: str | None = None) -> None:
+        super().__init__(eps, name)
+        self.momentum = check_rate(type(self).__name__, "momentum", momentum)
+
+    @property
+    def nt_param_names(self) -> tuple[str, ...]:
+        return ("running_mean", "running_var")
+
+    def _build(self) -> None:
+        self._init_params()
+        xp, dtype = backend.xp(), self.params["gamma"].dtype
+        features = self.params["gamma"].shape[0]
+        self.nt_params["running_mean"] = xp.zeros(features, dtype=dtype)
+        self.nt_params["running_var"] = xp.ones(features, dtype=dtype)
+
+    def forward(self, inputs: Array) -> Array:
+        xp = backend.xp()
+        self._prepare(inputs, 2)
+        channels = inputs.shape[-1]
+        rows, reps = F.channel_rows(xp.ascontiguousarray(inputs))  # (R, reps*C): channels tile each row
+        count = inputs.size // channels
+        if self.is_training:
+            if count < 2:
+                raise ShapeError(f"{self.name}: training needs more than one value per feature, got input "
+                                 f"of shape {tuple(inputs.shape)}")
+            mean = F.channel_sums(inputs) * (1.0 / count)  # (C,)
+            xhat = rows - xp.tile(mean, reps)  # centred, (R, reps*C)
+            var = F.channel_sums((xhat * xhat).reshape(-1, channels)) * (1.0 / count)
+            self._update_running(mean, var, count)
+        else:
+            var = self.nt_params["running_var"]
+            xhat = rows - xp.tile(self.nt_params["running_mean"], reps)
+        inv_std = 1.0 / xp.sqrt(var + self.eps)  # (C,)
+        xhat *= xp.tile(inv_std, reps)
+        out = xhat * xp.tile(self.params["gamma"], reps)
+        out += xp.tile(self.params["beta"], reps)
+        self.ctx = {"xhat": xhat, "inv_std": inv_std, "reps": reps, "train": self.is_training}
+        return out.reshape(inputs.shape)
+
+    def _update_running(self, mean: Array, var: Array, count: int) -> None:
+        m = self.momentum
+        for name, value in (("running_mean", mean), ("running_var", var * (count / (count - 1)))):
+            state = self.nt_params[name]
+            state *= 1.0 - m
+            state += m * value
+
+    def backward(self, grad: Array) -> Array | None:
+        xp = backend.xp()
+        xhat, inv_std, reps = self.ctx["xhat"], self.ctx["inv_std"], self.ctx["reps"]
+        channels = inv_std.shape[0]
+        g = xp.ascontiguousarray(grad).reshape(xhat.shape)  # (R, reps*C)
+        dgamma = F.channel_sums((g * xhat).reshape(-1, channels), out=self._grad_buffer("gamma"))
+        dbeta = F.channel_sums(g.reshape(-1, channels), out=self._grad_buffer("beta"))
+        if not self.requires_input_grad:
+            return None
+        scale = xp.tile(self.params["gamma"] * inv_std, reps)
+        if not self.ctx["train"]:
+            return (g * scale).reshape(grad.shape)
+        count = xhat.size // channels
+        # dx = gamma / std * (g - mean(g) - xhat * mean(g * xhat)), means over the count values per channel
+        dx = xhat * xp.tile(dgamma * (-1.0 / count), reps)
+        dx += g
+        dx -= xp.tile(dbeta * (1.0 / count), reps)
+        dx *= scale
+        return dx.reshape(grad.shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"momentum": self.momentum, "eps": self.eps, **super().get_config()}
+
+
+class LayerNorm(_Affine):
+    """Layer normalization (Ba et al., 2016, https://arxiv.org/abs/1607.06450) over the last axis.
+
+    ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with the mean and biased variance
+    of each sample's last axis; the same in training and evaluation.
+
+    Args:
+        eps: added to the variance, > 0.
+
+    Shapes: input and output ``(..., D)``; ``params["gamma"]``, ``params["beta"]``: ``(D,)``.
+    """
+
+    def __init__(self, eps: float = 1e-5, name: str | None = None) -> None:
+        super().__init__(eps, name)
+
+    def forward(self, inputs: Array) -> Array:
+        xp = backend.xp()
+        self._prepare(inputs, 1)
+        mean = inputs.mean(axis=-1, keepdims=True)
+        xhat = inputs - mean  # (..., D)
+        var = (xhat * xhat).mean(axis=-1, keepdims=True)
+        inv_std = 1.0 / xp.sqrt(var + self.eps)  # (..., 1)
+        xhat *= inv_std
+        self.ctx = {"xhat": xhat, "inv_std": inv_std}
+        return xhat * self.params["gamma"] + self.params["beta"]
+
+    def backward(self, grad: Array) -> Array | None:
+        xhat, inv_std = self.ctx["xhat"], self.ctx["inv_std"]
+        features = xhat.shape[-1]
+        self._affine_grads(grad.reshape(-1, features), xhat.reshape(-1, features))
+        if not self.requires_input_grad:
+            return None
+        # dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std, means over the last axis
+        dxhat = grad * self.params["gamma"]
+        dx = dxhat - dxhat.mean(axis=-1, keepdims=True)
+        dx -= xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)
+        dx *= inv_std
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        return {"eps": self.eps, **super().get_config()}
