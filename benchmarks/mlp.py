@@ -309,10 +309,16 @@ class NumpyTrainer:
 
     def train_step(self, x: np.ndarray, labels: np.ndarray) -> float:
         """One step: forward, softmax cross-entropy, backward, Adam; returns the loss."""
-        n = len(x)
-        bufs = self._buffers_for(n)
-        z = self.forward(x)  # (N, K) logits, overwritten by the gradient below
-        row = bufs["row"][0]
+        z = self.forward(x)
+        loss = self.loss_and_grad(z, labels)
+        self.backward(x, z)
+        self.adam()
+        return loss
+
+    def loss_and_grad(self, z: np.ndarray, labels: np.ndarray) -> float:
+        """Mean softmax cross-entropy of logits ``z`` ``(N, K)``; ``z`` becomes its gradient, in place."""
+        n = len(z)
+        row = self._buffers_for(n)["row"][0]
         rows = np.arange(n)
         np.max(z, axis=1, keepdims=True, out=row)
         z -= row
@@ -323,7 +329,11 @@ class NumpyTrainer:
         row *= n  # softmax / N in one division
         z /= row
         z[rows, labels] -= 1.0 / n  # dloss/dlogits = (p - onehot) / N
-        g = z
+        return loss
+
+    def backward(self, x: np.ndarray, g: np.ndarray) -> None:
+        """Fill the flat gradient from ``g`` = dloss/dlogits; no input gradient for layer 0."""
+        bufs = self._buffers_for(len(x))
         outs = bufs["out"]
         for i in range(len(self.w) - 1, -1, -1):
             h = outs[i - 1] if i else x
@@ -335,10 +345,9 @@ class NumpyTrainer:
                 np.greater(h, 0.0, out=mask)
                 np.multiply(gin, mask, out=gin)
                 g = gin
-        self._adam()
-        return loss
 
-    def _adam(self) -> None:
+    def adam(self) -> None:
+        """One Adam update of the flat parameters (PyTorch's formula, 12 passes over the buffers)."""
         self.t += 1
         b1, b2, g, m, v, tmp = self.beta1, self.beta2, self.grads, self.m, self.v, self.tmp
         bc1, bc2 = 1.0 - b1**self.t, 1.0 - b2**self.t
@@ -405,6 +414,7 @@ class Config:
     rss: bool = True  # measure peak RSS in one child process per framework
     import_repeats: int = 5  # 0: skip the import-time measurement
     sgemm: bool = True
+    profile: bool = False  # also time nnframe's step phase by phase against the NumPy loop
 
     def child_args(self, framework: str) -> list[str]:
         """Command-line arguments of the child that measures ``framework``'s peak RSS."""
@@ -451,6 +461,74 @@ def train_and_time(config: Config, data: Data, log=print) -> dict[str, dict[str,
             results[trainer.name]["inference_seconds"].append(seconds)
             results[trainer.name]["test_accuracy"] = accuracy(outputs, data.labels_test)
     return results
+
+
+PHASES = ("forward", "loss", "backward", "optimizer")
+
+
+def phase_times(config: Config, data: Data, steps: int = 100, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Median microseconds per training step spent in each phase, nnframe vs the NumPy loop.
+
+    Phases: ``forward`` (the net), ``loss`` (value and gradient), ``backward`` (the
+    net, no input gradient) and ``optimizer`` (Adam's step and adding it to the
+    parameters). nnframe's phases are the public pieces ``Model.backward`` and
+    ``apply_grad`` are made of; the frameworks alternate every ``steps`` steps.
+    """
+    weights = initial_weights(config.seed)
+    model = NnframeTrainer(weights, config.lr).model
+    floor = NumpyTrainer(weights, config.lr)
+    x, onehot, labels = data.x_train, data.onehot_train, data.labels_train
+    batches = _batches(min(len(x), steps * config.batch), config.batch, drop_last=True)
+    clock = time.perf_counter
+
+    def nnframe_step(rows: slice) -> list[float]:
+        t0 = clock()
+        pred = model.net.forward(x[rows])
+        t1 = clock()
+        _, grad = model.loss.loss_and_grad(pred, onehot[rows])
+        t2 = clock()
+        model.net.backward(grad, input_grad=False)
+        t3 = clock()
+        model.apply_grad(model.optimizer.compute_step(model.net.grads, model.net.params))
+        return [t1 - t0, t2 - t1, t3 - t2, clock() - t3]
+
+    def numpy_step(rows: slice) -> list[float]:
+        t0 = clock()
+        z = floor.forward(x[rows])
+        t1 = clock()
+        floor.loss_and_grad(z, labels[rows])
+        t2 = clock()
+        floor.backward(x[rows], z)
+        t3 = clock()
+        floor.adam()
+        return [t1 - t0, t2 - t1, t3 - t2, clock() - t3]
+
+    samples: dict[str, list[list[float]]] = {"nnframe": [], "numpy": []}
+    for round_index in range(rounds + 1):  # round 0 warms up
+        for name, step in (("nnframe", nnframe_step), ("numpy", numpy_step)):
+            times = [step(rows) for rows in batches]
+            if round_index:
+                samples[name] += times
+    return {
+        name: {phase: 1e6 * common.median([t[i] for t in times]) for i, phase in enumerate(PHASES)}
+        for name, times in samples.items()
+    }
+
+
+def pyinstrument_text(config: Config, data: Data, steps: int = 200) -> str | None:
+    """pyinstrument's call tree of ``steps`` nnframe training steps (``None`` if not installed)."""
+    try:
+        from pyinstrument import Profiler  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    trainer = NnframeTrainer(initial_weights(config.seed), config.lr)
+    limit = min(len(data.x_train), steps * config.batch)
+    trainer.train_epoch(data, config.batch, limit=limit)  # warm up
+    profiler = Profiler(interval=0.001, use_timing_thread=True)
+    profiler.start()
+    trainer.train_epoch(data, config.batch, limit=limit)
+    profiler.stop()
+    return profiler.output_text(unicode=False, color=False)
 
 
 def summarise(config: Config, data: Data, timings: dict[str, dict[str, Any]],
@@ -569,6 +647,10 @@ def run_suite(config: Config, log=print) -> dict[str, Any]:
         if os.environ.get("PYTHONDONTWRITEBYTECODE"):  # and as this environment imports it
             times = common.import_seconds("nnframe", config.import_repeats, bytecode_cache=False)
             report["import_seconds"]["nnframe"]["no_bytecode_median_s"] = common.median(times)
+    if config.profile:
+        log("profiling the training step ...")
+        report["profile"] = {"phase_us_per_step": phase_times(config, data),
+                             "pyinstrument": pyinstrument_text(config, data)}
     report["ratios"], report["goals"] = ratios_and_goals(report)
     report["wall_s"] = time.perf_counter() - start
     return report
@@ -628,6 +710,14 @@ def format_report(report: dict[str, Any]) -> str:
         cold = report["import_seconds"]["nnframe"].get("no_bytecode_median_s")
         if cold is not None:
             lines.append(f"  (import nnframe with PYTHONDONTWRITEBYTECODE set, compiling every module: {cold:.3f} s)")
+    if "profile" in report:
+        phases = report["profile"]["phase_us_per_step"]
+        ours, floor = phases["nnframe"], phases["numpy"]
+        total_ours, total_floor = sum(ours.values()), sum(floor.values())
+        rows = [[p, ours[p], floor[p], ours[p] - floor[p], 100.0 * ours[p] / total_ours] for p in PHASES]
+        rows.append(["total", total_ours, total_floor, total_ours - total_floor, 100.0])
+        lines += ["", "where a training step's time goes (median us per step, phases timed separately):",
+                  common.format_table(["phase", "nnframe us", "numpy us", "difference us", "% of nnframe"], rows)]
     lines.append("")
     for key, value in report["ratios"].items():
         lines.append(f"{key:32s} {'-' if value is None else f'{value:.3f}'}")
@@ -660,6 +750,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--import-repeats", type=int, default=5)
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
+    p.add_argument("--profile", action="store_true",
+                   help="also time nnframe's step phase by phase against the NumPy loop, and print "
+                        "pyinstrument's call tree of nnframe's step")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     p.add_argument("--quiet", action="store_true",
                    help="print only the report as one JSON line (what the RSS children do)")
@@ -677,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_steps=args.warmup_steps, data_dir=args.data_dir, synthetic=args.synthetic,
         train_samples=args.train_samples, test_samples=args.test_samples, seed=args.seed,
         rss=not (args.no_rss or single), import_repeats=0 if single else args.import_repeats,
-        sgemm=not single,
+        sgemm=not single, profile=args.profile,
     )
     log = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
     report = run_suite(config, log)
@@ -689,4 +782,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report))
     else:
         print(format_report(report))
+        if report.get("profile", {}).get("pyinstrument"):
+            print("\npyinstrument, nnframe's training steps:\n" + report["profile"]["pyinstrument"])
     return 0

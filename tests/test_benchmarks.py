@@ -170,3 +170,16 @@ def test_entry_point_dispatch(capsys):
     assert "unknown suite" in capsys.readouterr().err
     assert bench_main(["--help"]) == 0
     assert "mlp" in capsys.readouterr().out
+
+
+def test_phase_profile_covers_every_phase():
+    config = mlp.Config(synthetic=True)
+    data = _tiny_data(128 * 2, 64)
+    phases = mlp.phase_times(config, data, steps=2, rounds=1)
+    assert set(phases) == {"nnframe", "numpy"}
+    for times in phases.values():
+        assert list(times) == list(mlp.PHASES)
+        for value in times.values():
+            _assert_positive(value)
+    text = mlp.pyinstrument_text(config, data, steps=2)
+    assert text is None or "train_epoch" in text
