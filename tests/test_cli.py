@@ -29,6 +29,7 @@ from nnframe.data import PNGFormatError, read_png, standardize, write_idx
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/"
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # matplotlib's font cache stays where it is (rebuilding it under a fresh HOME takes a minute)
 MPL_DIR = os.environ.get("MPLCONFIGDIR") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib")
@@ -219,6 +220,19 @@ def test_train_with_a_json_spec_and_another_optimizer(tmp_path):
     model = nnframe.load(ckpt)
     assert [type(layer).__name__ for layer in model.net.layers] == ["Flatten", "Dense", "Tanh", "Dense"]
     assert type(model.optimizer).__name__ == "SGD" and model.optimizer.lr == pytest.approx(0.05)
+
+
+@pytest.mark.skipif(not (EXAMPLES / "fashion_cnn.json").is_file(), reason="examples/fashion_cnn.json not present")
+def test_train_the_example_cnn_spec_and_evaluate(tmp_path):
+    make_dataset(tmp_path / "data", n_train=64, n_test=20)
+    ckpt = tmp_path / "cnn.safetensors"
+    status, out, err = run(train_args(tmp_path / "data", ckpt, "--model", EXAMPLES / "fashion_cnn.json",
+                                      "--epochs", 1))
+    assert status == 0, err
+    assert "Conv2D" in out and "BatchNorm" in out
+    status, eval_out, err = run(["evaluate", ckpt, "--data-dir", tmp_path / "data", "--no-download"])
+    assert status == 0, err
+    assert EVAL_RE.search(eval_out).group(0) == EVAL_RE.search(out.split("test:")[1]).group(0)
 
 
 # ---------------------------------------------------------------------------- plot
