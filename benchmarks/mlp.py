@@ -589,6 +589,8 @@ def ratios_and_goals(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
                                                get("numpy", "inference_samples_per_s")),
         "rss_nnframe_over_pytorch": _ratio(get("nnframe", "peak_rss_mb"), get("pytorch", "peak_rss_mb")),
         "import_nnframe_s": imports.get("nnframe", {}).get("median_s"),
+        "import_nnframe_minus_numpy_s": (imports["nnframe"]["median_s"] - imports["numpy"]["median_s"]
+                                         if "nnframe" in imports and "numpy" in imports else None),
         "import_nnframe_over_torch": _ratio(imports.get("nnframe", {}).get("median_s"),
                                             imports.get("torch", {}).get("median_s")),
     }
