@@ -44,7 +44,8 @@ class Net:
         self.dtype = backend.get_default_dtype() if dtype is None else backend.as_float_dtype(dtype)
         self._params: ParamBuffer | None = None
         self._grads: ParamBuffer | None = None
-        self._bindings: list[tuple[Layer, str, str]] = []  # (layer, key, dotted name)
+        # (layer, key, its view in the flat params, its view in the flat grads)
+        self._bindings: list[tuple[Layer, str, Array, Array]] = []
         self.input_shape: tuple[int, ...] | None = None  # per-sample shape of the last input (checkpoints)
 
     # ----------------------------------------------------------------- the seed's API
@@ -60,7 +61,7 @@ class Net:
         if self._params is None or not self._all_built():
             self._pack()
         else:
-            self._sync(self._params, lambda layer: layer.params)
+            self._sync("params")
         return x
 
     def backward(self, grad: Array, input_grad: bool = True) -> Array | None:
@@ -76,7 +77,7 @@ class Net:
             self.layers[0].requires_input_grad = input_grad
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
-        self._sync(self._grads, lambda layer: layer.grads)
+        self._sync("grads")
         return grad
 
     def get_params_and_grads(self) -> Iterator[tuple[dict[str, Array], dict[str, Array]]]:
@@ -265,14 +266,15 @@ class Net:
                     grads[name][...] = old_grad
                 layer.params[key] = params[name]
                 layer.grads[key] = grads[name]
-                self._bindings.append((layer, key, name))
+                self._bindings.append((layer, key, params[name], grads[name]))
         self._params, self._grads = params, grads
 
-    def _sync(self, buffer: ParamBuffer, arrays_of) -> None:
-        """Copy any array a layer rebound into the buffer, and restore the view."""
-        for layer, key, name in self._bindings:
-            arrays = arrays_of(layer)
-            view = buffer[name]
+    def _sync(self, which: str) -> None:
+        """Copy any array a layer rebound in its ``params`` or ``grads`` (``which``) into the
+        flat buffer, and restore the view (runs every step, so the views are kept at hand)."""
+        for layer, key, param_view, grad_view in self._bindings:
+            arrays = layer.params if which == "params" else layer.grads
+            view = param_view if which == "params" else grad_view
             current = arrays.get(key)
             if current is not view:
                 if current is None or tuple(current.shape) != tuple(view.shape):

@@ -63,7 +63,8 @@ class Dense(Layer):
                 f"Dense was built for {w.shape[0]} input features, got input of shape "
                 f"{tuple(inputs.shape)} ({inputs.shape[1]} features)"
             )
-        self._check_dtype(inputs)
+        if inputs.dtype != w.dtype:
+            raise ShapeError(f"{self.name}: expected input of dtype {w.dtype}, got {inputs.dtype}")
         self.ctx = {"X": inputs}
         out = inputs @ w
         if self.bias:
