@@ -545,6 +545,7 @@ def summarise(config: Config, data: Data, timings: dict[str, dict[str, Any]],
         out[name] = {
             **raw,
             "median_epoch_s": epoch_s,
+            "best_epoch_s": min(raw["epoch_seconds"]),
             "train_samples_per_s": steps * config.batch / epoch_s,
             "train_gflops": gflops,
             "train_fraction_of_peak": gflops / peak_gflops if peak_gflops else None,
@@ -583,6 +584,8 @@ def ratios_and_goals(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
         "epoch_nnframe_over_pytorch": _ratio(get("nnframe", "median_epoch_s"), get("pytorch", "median_epoch_s")),
         "epoch_nnframe_over_numpy": _ratio(get("nnframe", "median_epoch_s"), get("numpy", "median_epoch_s")),
         "epoch_pytorch_over_numpy": _ratio(get("pytorch", "median_epoch_s"), get("numpy", "median_epoch_s")),
+        "best_epoch_nnframe_over_pytorch": _ratio(get("nnframe", "best_epoch_s"), get("pytorch", "best_epoch_s")),
+        "best_epoch_nnframe_over_numpy": _ratio(get("nnframe", "best_epoch_s"), get("numpy", "best_epoch_s")),
         "inference_nnframe_over_pytorch": _ratio(get("nnframe", "inference_samples_per_s"),
                                                  get("pytorch", "inference_samples_per_s")),
         "inference_nnframe_over_numpy": _ratio(get("nnframe", "inference_samples_per_s"),
@@ -706,6 +709,10 @@ def format_report(report: dict[str, Any]) -> str:
         epochs = " ".join(f"{s:.3f}" for s in r["epoch_seconds"])
         infer = " ".join(f"{s:.3f}" for s in r["inference_seconds"])
         lines.append(f"{name:8s} epochs [s]: {epochs}   inference passes [s]: {infer}")
+    spread = max(max(r["epoch_seconds"]) / min(r["epoch_seconds"]) for r in fw.values())
+    if spread > 1.5:
+        lines.append(f"WARNING: epoch times of one framework vary {spread:.1f}x: other load on the machine; "
+                     "medians may mix loaded and idle epochs (see the best-epoch ratios, or rerun)")
     if "import_seconds" in report:
         imports = ", ".join(f"import {m}: {v['median_s']:.3f} s" for m, v in report["import_seconds"].items())
         lines.append(f"import time (median of {cfg['import_repeats']} fresh interpreters, bytecode cached): {imports}")
