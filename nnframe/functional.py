@@ -98,8 +98,10 @@ Pair = tuple[int, int]
 Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
 #: im2col copies whole windows row by row (NHWC order) when a window row holds at least
-#: this many contiguous values (KW * C); below it, copying one kernel offset at a time in
-#: channel-first order is faster (measured: 5x for C=1, 5x5 kernels; 2.5x the other way for C=6).
+#: this many contiguous values (KW * C); below it, it copies one kernel offset at a time in
+#: channel-first order (a Fortran-ordered matrix). Measured on 128 images: C=1, 5x5: the
+#: channel-first copy is 5x faster; C=6, 5x5 (run 30): NHWC 2.5x faster, and LeNet's
+#: training step 6% faster than with the channel-first copy.
 _NHWC_MIN_RUN = 16
 
 

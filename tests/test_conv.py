@@ -124,12 +124,14 @@ CONV2D_CONFIGS = [
     dict(out_channels=2, kernel_size=3, stride=2, padding=1),  # padding does not divide evenly
     dict(out_channels=2, kernel_size=2, stride=3),  # stride > kernel
     dict(out_channels=4, kernel_size=3, padding="same", dilation=2),
+    dict(out_channels=2, kernel_size=(2, 4), padding="same"),  # even kernel: the odd unit goes after
     dict(out_channels=3, kernel_size=(2, 3), padding="valid", dilation=(2, 1), bias=False),
     dict(out_channels=6, kernel_size=3, groups=2, padding=1),
     dict(out_channels=8, kernel_size=3, groups=4, stride=2),  # depthwise, multiplier 2
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's own speed note
 @pytest.mark.parametrize("in_shape", [(2, 7, 6, 4), (1, 5, 5, 4)])
 @pytest.mark.parametrize("config", CONV2D_CONFIGS, ids=[str(c) for c in CONV2D_CONFIGS])
 def test_conv2d_matches_torch(config, in_shape):

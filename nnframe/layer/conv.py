@@ -120,14 +120,16 @@ def conv_backward(grad: Array, cols: Array, w: Array, x_shape: tuple[int, ...], 
         F.channel_sums(g2, out=grad_b)
     if groups == 1:
         w2 = w.reshape(kh * kw * cg, cout)  # (K, C_out)
-        xp.matmul(cols.T, g2, out=grad_w.reshape(kh * kw * cg, cout))
+        grad_w.reshape(kh * kw * cg, cout)[...] = (g2.T @ cols).T  # faster than cols.T @ g2 (measured)
         if not input_grad:
             return None
         n, oh, ow, _ = grad.shape
         padded_width = x_shape[2] + sum(padding[1])
         if stride == (1, 1) and ow < 24 and padded_width <= 2 * ow:
             # col2im over whole padded rows (contiguous adds): pad the gradient's rows to the
-            # padded input width with zeros, which the product turns into zero columns
+            # padded input width with zeros, which the product turns into zero columns. Pays
+            # when output rows are short (LeNet's 10x10: col2im 3.6 -> 2.0 ms for 128 images,
+            # for 1.4x the product); for 28-wide rows the padding copy costs more than it saves.
             g_wide = F.pad2d(grad.reshape(n, oh, ow, cout), ((0, 0), (0, padded_width - ow)))
             dcols = (w2 @ g_wide.reshape(-1, cout).T).T  # (N*OH*Wp, K), Fortran order
             return F.col2im(dcols, x_shape, (kh, kw), stride, dilation, padding, wide=True)

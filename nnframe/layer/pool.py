@@ -98,13 +98,15 @@ class MaxPool2D(_Pool2D):
         dpadded = xp.empty_like(padded) if covers_all else xp.zeros_like(padded)
         unrouted = None  # windows whose gradient is not yet placed (None: all of them)
         for i, j, rows, cols in self._offsets((oh, ow)):
-            winner = padded[:, rows, cols] == out
-            if unrouted is None:
+            if unrouted is None:  # the first tap: a winner wherever it holds the maximum
+                winner = padded[:, rows, cols] == out
                 unrouted = ~winner
+            elif (i, j) == (kh - 1, kw - 1):  # the last tap wins every window still unrouted
+                winner = unrouted
             else:
+                winner = padded[:, rows, cols] == out
                 winner &= unrouted
-                if (i, j) != (kh - 1, kw - 1):
-                    unrouted ^= winner
+                unrouted ^= winner
             if disjoint:
                 xp.multiply(grad, winner, out=dpadded[:, rows, cols])
             else:
