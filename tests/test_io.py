@@ -163,6 +163,7 @@ model.save(sys.argv[2])
 
 
 def test_resume_in_a_fresh_process_is_bit_identical(tmp_path):
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -175,8 +176,11 @@ def test_resume_in_a_fresh_process_is_bit_identical(tmp_path):
               **fit_args)
     script = tmp_path / "resume.py"
     script.write_text(RESUME_SCRIPT)
+    # The child imports the nnframe under test, installed or not.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(nnframe.__file__).parents[1]),
+                                                                     os.environ.get("PYTHONPATH")]))}
     subprocess.run([sys.executable, str(script), str(tmp_path / "ep1.safetensors"),
-                    str(tmp_path / "ep4.safetensors"), str(Path(__file__).parent)], check=True)
+                    str(tmp_path / "ep4.safetensors"), str(Path(__file__).parent)], check=True, env=env)
     resumed = nnframe.load(tmp_path / "ep4.safetensors")
     assert resumed.epoch == 4
     np.testing.assert_array_equal(resumed.net.params.flat, model.net.params.flat)
