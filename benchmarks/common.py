@@ -235,20 +235,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def write_json(path: str, data: Any) -> None:
-    """Write ``data`` as indented JSON atomically (temporary file, fsync, rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` as indented JSON atomically (:func:`nnframe.atomic.atomic_write`)."""
+    from nnframe.atomic import atomic_write  # noqa: PLC0415 - nnframe loads NumPy: after set_thread_env
+
+    with atomic_write(path) as f:
+        f.write((json.dumps(data, indent=2) + "\n").encode())
 
 
 def run_json_child(args: Sequence[str], timeout: float = 1800) -> dict[str, Any]:

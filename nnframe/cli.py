@@ -31,7 +31,7 @@ import numpy as np
 
 from nnframe import callbacks, data, functional, layer, loss, optimizer
 from nnframe import random as nn_random
-from nnframe.data.atomic import atomic_write
+from nnframe.atomic import atomic_write
 from nnframe.errors import ShapeError
 from nnframe.model import Model
 from nnframe.net import Net

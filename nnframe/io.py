@@ -11,9 +11,8 @@ Layout of a checkpoint (format ``nnframe-checkpoint``, version :data:`FORMAT_VER
   optimizer's iteration count and lr, the scheduler's state, the global generator's,
   the shuffling generator's and every layer generator's state).
 
-Writing is atomic: the bytes go to a temporary file in the same directory, which
-is flushed and fsync'ed, then renamed over the target, and the directory is
-fsync'ed; a crash at any point leaves the previous checkpoint intact.
+Writing is atomic (:func:`nnframe.atomic.atomic_write`): a crash at any point leaves
+the previous checkpoint intact.
 
 Reading never executes code: the header is parsed here first (8-byte little-endian
 length, then JSON) and every size is checked against the file's length before the
@@ -23,11 +22,9 @@ is wrong. Pickles and npz archives are refused.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +34,7 @@ from nnframe import loss as loss_mod
 from nnframe import optimizer as optimizer_mod
 from nnframe import random as nn_random
 from nnframe import schedule as schedule_mod
+from nnframe.atomic import atomic_write
 from nnframe.net import Net
 
 FORMAT_NAME = "nnframe-checkpoint"
@@ -174,7 +172,9 @@ def save_checkpoint(path: str | os.PathLike, net: Net, loss: loss_mod.BaseLoss,
         raise CheckpointError(f"cannot serialise the checkpoint's config/state as JSON: {exc}") from exc
     from safetensors.numpy import save as st_save  # noqa: PLC0415 - heavy import kept local
 
-    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    data = st_save(tensors, metadata=metadata)
+    with atomic_write(path) as file:
+        _write_all(file, data)
 
 
 def _nnframe_version() -> str:
@@ -189,34 +189,6 @@ def _write_all(file: Any, data: bytes) -> None:
     chunk = 1 << 24
     for start in range(0, len(view), chunk):
         file.write(view[start : start + chunk])
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically: temp file, flush, fsync, rename, fsync dir.
-
-    On any failure the temporary file is removed and ``path`` is untouched.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            _write_all(file, data)
-            file.flush()
-            os.fsync(file.fileno())
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # not every platform lets a directory be fsync'ed
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 # ------------------------------------------------------------------------ reading

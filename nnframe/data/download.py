@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from nnframe.data.atomic import atomic_write
+from nnframe.atomic import atomic_write
 
 # http.client, urllib.request and tqdm are imported inside download_file: together
 # they cost ~100 ms, which `import nnframe` should not pay when nothing is downloaded.

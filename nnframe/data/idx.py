@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from nnframe.data.atomic import atomic_write
+from nnframe.atomic import atomic_write
 
 # IDX type code -> big-endian dtype as stored in the file.
 IDX_TYPES: dict[int, np.dtype] = {
