@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from nnframe import layer, loss, model, net, optimizer, schedule, set_seed
+from nnframe.atomic import atomic_write
 from nnframe.data import load_fashion_mnist
 
 SPEC = Path(__file__).with_suffix(".json")
@@ -63,19 +62,9 @@ def spec() -> dict:
 
 
 def write_spec(path: Path) -> None:
-    """Write :func:`spec` as JSON, atomically (temporary file, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(spec(), f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write :func:`spec` as JSON, atomically."""
+    with atomic_write(path) as f:
+        f.write((json.dumps(spec(), indent=2) + "\n").encode())
 
 
 def flip_half(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
