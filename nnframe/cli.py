@@ -29,9 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from nnframe import callbacks, data, functional, layer, loss, optimizer
+from nnframe import callbacks, data, functional, layer, loss, optimizer, plot
 from nnframe import random as nn_random
-from nnframe.atomic import atomic_write
 from nnframe.errors import ShapeError
 from nnframe.model import Model
 from nnframe.net import Net
@@ -252,10 +251,9 @@ def _check_writable(path: str, what: str) -> None:
 
 def _require_matplotlib() -> None:
     try:
-        import matplotlib  # noqa: F401, PLC0415 - optional extra
+        plot.require_matplotlib()
     except ImportError:
-        raise CLIError("--plot needs matplotlib, which is not installed: pip install 'nnframe[plot]' "
-                       "(or leave out --plot)") from None
+        raise CLIError(f"--plot: {plot.MATPLOTLIB_MISSING} (or leave out --plot)") from None
 
 
 def mlp(num_classes: int) -> Net:
@@ -364,38 +362,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 # -------------------------------------------------------------------------- train
-def plot_history(history: callbacks.History, path: str, title: str = "") -> None:
-    """Save loss and accuracy per epoch (train and validation) as an image.
-
-    Args:
-        history: the :class:`~nnframe.callbacks.History` of a ``fit``.
-        path: the image file; its extension gives the format (png, pdf, svg...).
-        title: a line above both panels.
-    """
-    from matplotlib.figure import Figure  # noqa: PLC0415 - optional extra
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
-
-    epochs = [e + 1 for e in history.epoch]
-    logs = history.history
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    for axis, key, label in zip(fig.subplots(1, 2), ("loss", "accuracy"), ("loss", "accuracy"), strict=True):
-        for prefix, name, style in (("", "train", "o-"), ("val_", "validation", "s--")):
-            values = logs.get(prefix + key)
-            if values:
-                axis.plot(epochs, values, style, markersize=3, label=name)
-        axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_ylabel(label)
-        axis.grid(True, alpha=0.3)
-        if axis.has_data():
-            axis.legend()
-    if title:
-        fig.suptitle(title)
-    fmt = Path(path).suffix.lstrip(".").lower() or "png"
-    with atomic_write(path) as file:
-        fig.savefig(file, format=fmt, dpi=120)
-
-
 def _train_setup(args: argparse.Namespace) -> tuple[Model, str, dict[str, Any]]:
     """The model to train, the data set's name, and the run's settings (fresh or resumed)."""
     if args.resume is None:
@@ -490,7 +456,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _say(f"checkpoint: {args.out}")
     if args.plot is not None:
         title = f"{dataset}: test accuracy {results['accuracy']:.4f}" if "accuracy" in results else dataset
-        plot_history(history, args.plot, title)
+        plot.plot_history(history, args.plot, title)
         _say(f"curves: {args.plot}")
     return 0
 
