@@ -58,9 +58,6 @@ CORE_CASES = [
     Case("Dropout", lambda: layer.Dropout(0.4, rng=0), (6, 5), train_differs=True),
 ]
 
-try:  # convolution, pooling and normalization layers (their own module of cases)
-    from layer_cases_conv import CONV_CASES
-except ImportError:  # pragma: no cover - until that family exists
-    CONV_CASES = []
+from layer_cases_conv import CONV_CASES  # noqa: E402 - convolution, pooling, normalization (its own module)
 
 ALL_CASES = CORE_CASES + CONV_CASES

@@ -68,3 +68,14 @@ def test_layer_inside_a_net_keeps_flat_views(case: Case):
     for name in layer.param_names:
         assert np.shares_memory(layer.params[name], net.params.flat)
         assert np.shares_memory(layer.grads[name], net.grads.flat)
+
+
+def test_every_public_layer_has_a_conformance_case():
+    from nnframe import layer as layer_mod
+
+    public = {name for name, obj in vars(layer_mod).items()
+              if isinstance(obj, type) and issubclass(obj, layer_mod.Layer) and not name.startswith("_")}
+    public -= {"Layer", "Activation"}  # the bases: every concrete subclass is checked instead
+    assert {"Dense", "ReLU", "Conv2D", "BatchNorm"} <= public  # the scan sees the layers
+    covered = {type(case.make()).__name__ for case in ALL_CASES}
+    assert public - covered == set(), "layers without a conformance case"

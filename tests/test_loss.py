@@ -37,6 +37,13 @@ LOSS_CASES = [
 ]
 
 
+def test_every_public_loss_has_a_gradient_case():
+    public = {name for name, obj in vars(L).items()
+              if isinstance(obj, type) and issubclass(obj, L.BaseLoss) and obj is not L.BaseLoss}
+    assert {"SoftmaxCrossEntropy", "MSE", "Huber"} <= public  # the scan sees the losses
+    assert public - {type(case[1]).__name__ for case in LOSS_CASES} == set(), "losses without a gradient check"
+
+
 @pytest.mark.parametrize("name,loss,pred,target", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
 def test_gradient_matches_finite_differences(name, loss, pred, target):
     gradcheck_loss(loss, pred, target)
