@@ -9,6 +9,13 @@ epoch logs hold the epoch's means, ``val_``-prefixed validation results and ``lr
 
 A callback stops training by setting ``self.model.stop_training = True``; the loop
 checks it after every batch and every epoch (Keras' convention).
+
+A callback that learns something across epochs (the history, early stopping's
+patience counter and best weights, ReduceLROnPlateau's counters, a best-only
+checkpoint's best value) returns it from :meth:`Callback.state_dict`; checkpoints
+save it, and ``fit(..., resume_from=path)`` gives it back through
+:meth:`Callback.load_state_dict`, so a resumed run decides exactly as an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -64,6 +71,55 @@ class Callback:
 
     def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         """Called after training batch ``batch`` with the epoch's running means."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the callback has learnt so far, for checkpoints (``{}``: nothing).
+
+        JSON values (non-finite floats as the strings ``"inf"``, ``"-inf"``, ``"nan"``),
+        plus numpy arrays under ``"arrays"`` as ``{name: array}`` (the optimizer's
+        convention); :meth:`~nnframe.model.Model.save` stores both.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned.
+
+        ``fit(..., resume_from=path)`` calls it right after ``on_train_begin``.
+
+        Raises:
+            ValueError: for a state this callback cannot have written.
+        """
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
+
+
+def float_to_json(value: float) -> float | str:
+    """``value`` itself if finite, else ``"inf"``, ``"-inf"`` or ``"nan"`` (strict JSON has no such numbers)."""
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+def float_from_json(value: Any, what: str) -> float:
+    """The inverse of :func:`float_to_json`.
+
+    Raises:
+        ValueError: naming ``what`` when ``value`` is neither a number nor one of those strings.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if value in ("inf", "-inf", "nan"):
+        return float(value)
+    raise ValueError(f"{what} must be a number, 'inf', '-inf' or 'nan', got {value!r}")
+
+
+def _count(state: dict[str, Any], key: str, owner: str, optional: bool = False) -> int | None:
+    """``state[key]`` checked to be a non-negative int (or ``None`` when ``optional``)."""
+    value = state.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{owner} state: {key} must be a non-negative integer, got {value!r}")
+    return value
 
 
 class CallbackList(Callback):
@@ -190,6 +246,21 @@ class History(Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The epochs so far and their logs (a resumed ``fit`` returns the whole run's history)."""
+        return {"epoch": list(self.epoch),
+                "history": {k: [float_to_json(v) for v in values] for k, values in self.history.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        epochs, history = state.get("epoch"), state.get("history")
+        if not (isinstance(epochs, list) and all(isinstance(e, int) and not isinstance(e, bool) for e in epochs)):
+            raise ValueError(f"History state: epoch must be a list of integers, got {epochs!r}")
+        if not (isinstance(history, dict) and all(isinstance(v, list) for v in history.values())):
+            raise ValueError("History state: history must map each log key to a list of values")
+        self.epoch = list(epochs)
+        self.history = {str(k): [float_from_json(v, f"History state: {k}") for v in values]
+                        for k, values in history.items()}
+
 
 class _Monitor:
     """Whether a monitored value improved on the best so far (``mode`` min/max/auto)."""
@@ -293,6 +364,30 @@ class EarlyStopping(Callback):
                 print(f"EarlyStopping: {self.monitor} has not improved for {self.wait} epochs; "
                       f"stopping after epoch {epoch + 1}", flush=True)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Best value and epoch, the patience counter, and the best weights (as arrays)."""
+        state = {"best": float_to_json(self.best), "wait": self.wait, "best_epoch": self.best_epoch,
+                 "stopped_epoch": self.stopped_epoch, "last_epoch": self._last_epoch}
+        if self.best_weights is not None:
+            state["arrays"] = dict(self.best_weights)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        best = float_from_json(state.get("best"), "EarlyStopping state: best")
+        wait = _count(state, "wait", "EarlyStopping")
+        epochs = {key: _count(state, key, "EarlyStopping", optional=True)
+                  for key in ("best_epoch", "stopped_epoch", "last_epoch")}
+        weights = state.get("arrays") or None
+        if weights is not None:
+            expected = {k: (tuple(v.shape), v.dtype) for k, v in self.model.net.state_dict().items()}
+            got = {k: (tuple(v.shape), v.dtype) for k, v in weights.items()}
+            if got != expected:
+                raise ValueError(f"EarlyStopping state: the best weights {got} do not fit the net {expected}")
+            weights = {k: v.copy() for k, v in weights.items()}
+        self._monitor.best, self.wait, self.best_weights = best, wait, weights
+        self.best_epoch, self.stopped_epoch = epochs["best_epoch"], epochs["stopped_epoch"]
+        self._last_epoch = epochs["last_epoch"]
+
     def on_train_end(self, logs: Logs | None = None) -> None:
         if self.best_weights is not None and self.best_epoch != self._last_epoch:
             self.model.net.load_state_dict(self.best_weights)
@@ -345,10 +440,25 @@ class ModelCheckpoint(Callback):
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"ModelCheckpoint: cannot format path {self.path!r} with the logs "
                              f"{sorted(logs)}: {exc}") from None
-        self.model.save(path)
-        self.last_saved = path
+        previous, self.last_saved = self.last_saved, path  # the file records itself as the last one
+        try:
+            self.model.save(path)
+        except BaseException:
+            self.last_saved = previous
+            raise
         if self.verbose:
             print(f"ModelCheckpoint: saved epoch {epoch + 1} to {path}", flush=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best monitored value and the last path written."""
+        return {"best": float_to_json(self.best), "last_saved": self.last_saved}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        best = float_from_json(state.get("best"), "ModelCheckpoint state: best")
+        last_saved = state.get("last_saved")
+        if last_saved is not None and not isinstance(last_saved, str):
+            raise ValueError(f"ModelCheckpoint state: last_saved must be a path or null, got {last_saved!r}")
+        self._monitor.best, self.last_saved = best, last_saved
 
 
 class LRSchedulerCallback(Callback):
@@ -454,6 +564,17 @@ class ReduceLROnPlateau(Callback):
                 print(f"ReduceLROnPlateau: epoch {epoch + 1}: lr {old:.4g} -> {optimizer.lr:.4g}", flush=True)
         self.cooldown_counter = self.cooldown
         self.wait = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best monitored value and the patience and cooldown counters."""
+        return {"best": float_to_json(self._monitor.best), "wait": self.wait,
+                "cooldown_counter": self.cooldown_counter}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        best = float_from_json(state.get("best"), "ReduceLROnPlateau state: best")
+        wait = _count(state, "wait", "ReduceLROnPlateau")
+        cooldown_counter = _count(state, "cooldown_counter", "ReduceLROnPlateau")
+        self._monitor.best, self.wait, self.cooldown_counter = best, wait, cooldown_counter
 
 
 class CSVLogger(Callback):

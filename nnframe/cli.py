@@ -451,7 +451,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
 
     results = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE)
-    _say(f"trained {len(history.epoch)} epoch(s) in {_fmt_duration(elapsed)}")
+    _say(f"trained {model.epoch - first_epoch} epoch(s) in {_fmt_duration(elapsed)}")
     _say(f"test: {_fmt_eval(results, len(x_test))}")
     _say(f"checkpoint: {args.out}")
     if args.plot is not None:

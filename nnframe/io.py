@@ -2,14 +2,16 @@
 
 Layout of a checkpoint (format ``nnframe-checkpoint``, version :data:`FORMAT_VERSION`):
 
-* tensors ``net/<dotted name>`` (``Net.state_dict()``: parameters and buffers) and
-  ``optimizer/<buffer>.<dotted name>`` (``optimizer.state_dict()["arrays"]``);
+* tensors ``net/<dotted name>`` (``Net.state_dict()``: parameters and buffers),
+  ``optimizer/<buffer>.<dotted name>`` (``optimizer.state_dict()["arrays"]``) and
+  ``callbacks/<callback>/<name>`` (arrays a callback keeps, e.g. early stopping's
+  best weights);
 * metadata (strings, as safetensors requires): ``format``, ``format_version``,
   ``nnframe_version``, ``config`` (JSON: the net's ``get_config()``, the loss, the
   optimizer, the scheduler, the input shape, the metrics: enough to rebuild the
   model without the code that built it) and ``state`` (JSON: epoch, step, the
   optimizer's iteration count and lr, the scheduler's state, the global generator's,
-  the shuffling generator's and every layer generator's state).
+  the shuffling generator's and every layer generator's state, the callbacks' state).
 
 Writing is atomic (:func:`nnframe.atomic.atomic_write`): a crash at any point leaves
 the previous checkpoint intact.
@@ -64,6 +66,7 @@ class Checkpoint:
         state: training state (``epoch``, ``step``, ``optimizer``, ``scheduler``, ``rng``, ...).
         net_arrays: ``{"0.w": array, ...}``.
         optimizer_arrays: ``{"m.0.w": array, ...}``.
+        callback_arrays: ``{"EarlyStopping#0": {"0.w": array, ...}, ...}``.
         path: where it was read from.
     """
 
@@ -71,6 +74,7 @@ class Checkpoint:
     state: dict[str, Any]
     net_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     optimizer_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    callback_arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     path: str = ""
 
 
@@ -126,7 +130,8 @@ def layer_generators(net: Net) -> dict[str, np.random.Generator]:
 def save_checkpoint(path: str | os.PathLike, net: Net, loss: loss_mod.BaseLoss,
                     optimizer: optimizer_mod.BaseOptimizer, scheduler: Any = None,
                     extra_config: dict[str, Any] | None = None,
-                    train_state: dict[str, Any] | None = None) -> None:
+                    train_state: dict[str, Any] | None = None,
+                    callback_arrays: dict[str, dict[str, np.ndarray]] | None = None) -> None:
     """Write one checkpoint file atomically.
 
     Args:
@@ -135,6 +140,7 @@ def save_checkpoint(path: str | os.PathLike, net: Net, loss: loss_mod.BaseLoss,
         scheduler: an :class:`~nnframe.schedule.LRScheduler` or ``None``.
         extra_config: more JSON for ``config`` (``input_shape``, ``metrics``).
         train_state: more JSON for ``state`` (``epoch``, ``step``, shuffling RNG...).
+        callback_arrays: ``{callback key: {name: array}}``, stored as ``callbacks/<key>/<name>``.
 
     Raises:
         CheckpointError: for an unbuilt net or state that cannot be serialised.
@@ -160,6 +166,10 @@ def save_checkpoint(path: str | os.PathLike, net: Net, loss: loss_mod.BaseLoss,
     }
     tensors = {f"net/{k}": np.ascontiguousarray(v) for k, v in net.state_dict().items()}
     tensors.update({f"optimizer/{k}": np.ascontiguousarray(v) for k, v in opt_state["arrays"].items()})
+    for key, arrays in (callback_arrays or {}).items():
+        if "/" in key:
+            raise CheckpointError(f"callback key {key!r} must not contain '/'")
+        tensors.update({f"callbacks/{key}/{k}": np.ascontiguousarray(v) for k, v in arrays.items()})
     try:
         metadata = {
             "format": FORMAT_NAME,
@@ -327,20 +337,28 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise CheckpointError(f"{name}: config has no {key!r} object")
     if not isinstance(state.get("optimizer"), dict):
         raise CheckpointError(f"{name}: state has no 'optimizer' object")
-    unknown = sorted(k for k in header if not k.startswith(("net/", "optimizer/")))
+    unknown = sorted(k for k in header if not k.startswith(("net/", "optimizer/"))
+                     and not (k.startswith("callbacks/") and k.count("/") >= 2))
     if unknown:
-        raise CheckpointError(f"{name}: unexpected tensors {unknown[:10]} (expected net/... and optimizer/...)")
+        raise CheckpointError(f"{name}: unexpected tensors {unknown[:10]} "
+                              "(expected net/..., optimizer/... and callbacks/<callback>/...)")
     from safetensors.numpy import load as st_load  # noqa: PLC0415 - heavy import kept local
 
     try:
         tensors = st_load(data)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
         raise CheckpointError(f"{name}: safetensors could not decode it: {exc}") from None
+    callback_arrays: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in tensors.items():
+        if key.startswith("callbacks/"):
+            callback, array_name = key[len("callbacks/"):].split("/", 1)
+            callback_arrays.setdefault(callback, {})[array_name] = value
     return Checkpoint(
         config=config,
         state=state,
         net_arrays={k[4:]: v for k, v in tensors.items() if k.startswith("net/")},
         optimizer_arrays={k[10:]: v for k, v in tensors.items() if k.startswith("optimizer/")},
+        callback_arrays=callback_arrays,
         path=path,
     )
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -85,6 +86,7 @@ class Model:
         self.split_seed: int | None = None
         self._step_metrics: list[metrics_mod.Metric] | None = None
         self.metadata: dict[str, Any] = {}
+        self._callbacks: list[callbacks_mod.Callback] = []  # the last fit's, whose state checkpoints keep
 
     def forward(self, inputs: Array) -> Array:
         """The net's output for ``inputs`` (in whatever mode the net is in)."""
@@ -279,8 +281,10 @@ class Model:
             resume_from: a checkpoint written by :meth:`save` (e.g. by ``ModelCheckpoint``):
                 weights, optimizer, scheduler and every generator are restored and
                 training continues at the checkpoint's epoch, bit-identical to a run
-                that was never interrupted. Callbacks' own counters (early stopping's
-                patience...) start afresh.
+                that was never interrupted. Callbacks get their saved state back
+                (:meth:`~nnframe.callbacks.Callback.load_state_dict`; matched by class
+                and order, e.g. the second ``EarlyStopping``), and the returned history
+                holds the epochs before the checkpoint too.
             rng: seed or generator for shuffling and the validation split (default: the
                 model's generator from an earlier fit or checkpoint, else a child of the
                 global generator).
@@ -305,8 +309,10 @@ class Model:
 
         cbs = self._callback_list(callbacks, verbose)
         cbs.set_model(self)
+        ckpt = None
         if resume_from is not None:
-            self._restore(io.read_checkpoint(resume_from), restore_global_rng=True)
+            ckpt = io.read_checkpoint(resume_from)
+            self._restore(ckpt, restore_global_rng=True)
             initial_epoch = self.epoch
         if validation_split:
             if self.split_seed is None:
@@ -317,10 +323,13 @@ class Model:
         cbs.set_params({"epochs": epochs, "initial_epoch": initial_epoch, "steps": len(train_batches),
                         "samples": len(x), "verbose": verbose, "batch_size": batch_size})
         self.history = next(c for c in cbs.callbacks if isinstance(c, callbacks_mod.History))
+        self._callbacks = cbs.callbacks
         self.stop_training = False
         logs: dict[str, Any] = {}
         with self.mode(training=True):
             cbs.on_train_begin()
+            if ckpt is not None:
+                self._restore_callbacks(ckpt)
             for epoch in range(initial_epoch, epochs):
                 logs = self._run_epoch(epoch, train_batches, validation_data, batch_size, cbs)
                 if self.stop_training:
@@ -361,6 +370,45 @@ class Model:
         if verbose and not any(isinstance(c, callbacks_mod.ProgressBar) for c in user):
             built.append(callbacks_mod.ProgressBar(verbose))
         return callbacks_mod.CallbackList(built + others + checkpoints)
+
+    def _keyed_callbacks(self) -> Iterator[tuple[str, callbacks_mod.Callback]]:
+        """The last fit's callbacks as ``("<class>#<k>", callback)``, the keys checkpoints use.
+
+        ``k`` counts callbacks of the same class in order, so two ``EarlyStopping``
+        callbacks are ``EarlyStopping#0`` and ``EarlyStopping#1``.
+        """
+        seen: dict[str, int] = {}
+        for callback in self._callbacks:
+            name = type(callback).__name__
+            seen[name] = seen.get(name, -1) + 1
+            yield f"{name}#{seen[name]}", callback
+
+    def _callback_states(self) -> dict[str, dict[str, Any]]:
+        """``{key: state}`` of the last fit's callbacks that keep any state."""
+        states = {key: callback.state_dict() for key, callback in self._keyed_callbacks()}
+        return {key: state for key, state in states.items() if state}
+
+    def _restore_callbacks(self, ckpt: io.Checkpoint) -> None:
+        """Give each callback of this fit its state from ``ckpt`` (each checks its state before taking it)."""
+        saved = ckpt.state.get("callbacks") or {}
+        where = f"checkpoint {ckpt.path!r}"
+        if not isinstance(saved, dict) or not all(isinstance(v, dict) for v in saved.values()):
+            raise io.CheckpointError(f"{where}: callbacks state must map names to objects")
+        current = self._callback_states()
+        fresh = sorted(set(current) - set(saved) - {"History#0"})
+        if fresh:
+            warnings.warn(f"fit(resume_from={ckpt.path!r}): no saved state for callbacks {fresh}; "
+                          "they start afresh", RuntimeWarning, stacklevel=3)
+        for key, callback in self._keyed_callbacks():
+            if key in saved:
+                state = dict(saved[key])
+                arrays = ckpt.callback_arrays.get(key)
+                if arrays:
+                    state["arrays"] = arrays
+                try:
+                    callback.load_state_dict(state)
+                except ValueError as exc:
+                    raise io.CheckpointError(f"{where}: callback {key}: {exc}") from None
 
     # ------------------------------------------------------------------ summary
     def summary(self, input_shape: Sequence[int] | None = None, print_fn: Any = print) -> str:
@@ -421,7 +469,7 @@ class Model:
 
     # --------------------------------------------------------------- checkpoints
     def save(self, path: str | os.PathLike) -> None:
-        """Write a checkpoint (architecture, weights, optimizer, scheduler, RNG, epoch, step).
+        """Write a checkpoint (architecture, weights, optimizer, scheduler, RNG, epoch, step, callbacks).
 
         One safetensors file, written atomically; :func:`load` rebuilds the model and
         ``fit(..., resume_from=path)`` continues the run. See :mod:`nnframe.io`.
@@ -434,14 +482,17 @@ class Model:
             "metrics": None if self.metrics is None else [_metric_to_config(m) for m in self.metrics],
             "metadata": self.metadata,
         }
+        callback_states = self._callback_states()
+        callback_arrays = {key: state.pop("arrays") for key, state in callback_states.items() if "arrays" in state}
         train_state = {
             "epoch": self.epoch,
             "step": self.global_step,
             "shuffle_rng": None if self.shuffle_rng is None else io.generator_state(self.shuffle_rng),
             "split_seed": self.split_seed,
+            "callbacks": callback_states,
         }
         io.save_checkpoint(path, self.net, self.loss, self.optimizer, scheduler=self.scheduler,
-                           extra_config=extra, train_state=train_state)
+                           extra_config=extra, train_state=train_state, callback_arrays=callback_arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike, restore_global_rng: bool = False) -> Model:

@@ -242,3 +242,62 @@ def test_callback_arguments_are_validated():
         callbacks.LRSchedulerCallback(per="step")
     with pytest.raises(ValueError, match="verbose"):
         callbacks.ProgressBar(verbose=5)
+
+
+# ------------------------------------------------------------------ state for checkpoints
+def test_non_finite_floats_survive_strict_json():
+    import json
+
+    for value in (1.5, math.inf, -math.inf):
+        text = json.dumps(callbacks.float_to_json(value), allow_nan=False)
+        assert callbacks.float_from_json(json.loads(text), "x") == value
+    assert math.isnan(callbacks.float_from_json(json.loads(json.dumps(callbacks.float_to_json(math.nan))), "x"))
+    with pytest.raises(ValueError, match=r"best must be a number, 'inf', '-inf' or 'nan', got 'big'"):
+        callbacks.float_from_json("big", "best")
+
+
+def _stepped(callback, values, model=None):
+    callback.set_model(model or mlp())
+    callback.on_train_begin()
+    for epoch, value in enumerate(values):
+        callback.on_epoch_end(epoch, {"val_loss": value, "loss": value})
+    return callback
+
+
+@pytest.mark.parametrize("make", [
+    lambda: callbacks.EarlyStopping(patience=5, restore_best_weights=True),
+    lambda: callbacks.ReduceLROnPlateau(patience=1, cooldown=2),
+    lambda: callbacks.ModelCheckpoint("unused-{epoch}.safetensors", save_best_only=True),
+    callbacks.History,
+], ids=["EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint", "History"])
+def test_state_dict_round_trips_into_a_fresh_callback(make, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # ModelCheckpoint writes its files here
+    model = mlp()
+    trained = _stepped(make(), [0.9, 0.7, 0.8, 0.85], model)
+    state = trained.state_dict()
+    fresh = make()
+    fresh.set_model(model)
+    fresh.on_train_begin()
+    fresh.load_state_dict(state)
+    again = fresh.state_dict()
+    arrays, arrays_again = state.pop("arrays", {}), again.pop("arrays", {})
+    assert again == state and state  # something was kept, and all of it came back
+    assert arrays.keys() == arrays_again.keys()
+    for key in arrays:
+        np.testing.assert_array_equal(arrays_again[key], arrays[key])
+
+
+def test_early_stopping_refuses_best_weights_that_do_not_fit_the_net():
+    state = _stepped(callbacks.EarlyStopping(restore_best_weights=True), [1.0]).state_dict()
+    state["arrays"] = {k: v[..., :1] for k, v in state["arrays"].items()}
+    fresh = callbacks.EarlyStopping(restore_best_weights=True)
+    fresh.set_model(mlp())
+    with pytest.raises(ValueError, match="best weights .* do not fit the net"):
+        fresh.load_state_dict(state)
+    assert fresh.best_weights is None  # nothing half-loaded
+
+
+def test_a_stateless_callback_refuses_a_state():
+    assert callbacks.TerminateOnNaN().state_dict() == {}
+    with pytest.raises(ValueError, match=r"TerminateOnNaN keeps no state, got \['wait'\]"):
+        callbacks.TerminateOnNaN().load_state_dict({"wait": 1})

@@ -197,7 +197,7 @@ def test_same_seed_same_checkpoint_and_resume_is_bit_identical(tmp_path):
     status, out, err = run(["train", "--data-dir", data_dir, "--no-download", "--resume", part,
                             "--epochs", 2, "--out", part])
     assert status == 0, err
-    assert "epochs 2..2" in out
+    assert "epochs 2..2" in out and "trained 1 epoch(s)" in out
     weights = [nnframe.load(p).net.state_dict() for p in (straight, again, part)]
     for name in weights[0]:
         np.testing.assert_array_equal(weights[0][name], weights[1][name])

@@ -137,13 +137,73 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert resumed.epoch == stop_after
     history = resumed.fit(x, y, epochs=total, resume_from=path,
                           callbacks=[callbacks.LRSchedulerCallback()], **fit_args)
-    assert history.epoch == list(range(stop_after, total))
+    assert history.epoch == list(range(total))  # the checkpoint's epochs, then the resumed ones
     for name, value in uninterrupted.items():
         np.testing.assert_array_equal(resumed.net.state_dict()[name], value, err_msg=name)
     for key, value in adam_state["arrays"].items():
         np.testing.assert_array_equal(resumed.optimizer.state_dict()["arrays"][key], value)
     assert resumed.optimizer.lr == 0.01 * 0.5**2
     assert resumed.global_step == total * 5  # 72 training samples / 16 -> 5 batches
+
+
+def _stateful_callbacks():
+    # min_delta=10: only the first epoch counts as an improvement, so the counters run
+    return [callbacks.ReduceLROnPlateau(factor=0.5, patience=1, min_delta=10.0, cooldown=1),
+            callbacks.EarlyStopping(patience=3, min_delta=10.0, restore_best_weights=True)]
+
+
+FIT_ARGS = dict(batch_size=16, validation_split=0.2, verbose=0)
+
+
+def test_resume_gives_callbacks_their_state_back(tmp_path):
+    path = tmp_path / "last.safetensors"
+    x, y = blobs(n=90)
+    first = mlp()
+    first.fit(x, y, epochs=1, **FIT_ARGS)
+    after_first_epoch = first.net.params.flat.copy()  # early stopping's best epoch, below
+
+    full = mlp()
+    full_history = full.fit(x, y, epochs=8, callbacks=_stateful_callbacks(), **FIT_ARGS)
+    assert full_history.epoch == [0, 1, 2, 3]  # early stopping ended the run after 4 of 8 epochs
+    assert full.optimizer.lr == 0.01 * 0.5**2  # reduced after epochs 2 and 4 (cooldown 1)
+    np.testing.assert_array_equal(full.net.params.flat, after_first_epoch)  # best weights restored
+
+    interrupted = mlp()
+    interrupted.fit(x, y, epochs=2, callbacks=[*_stateful_callbacks(), callbacks.ModelCheckpoint(path)],
+                    **FIT_ARGS)
+    resumed = nnframe.load(path)
+    history = resumed.fit(x, y, epochs=8, resume_from=path, callbacks=_stateful_callbacks(), **FIT_ARGS)
+
+    assert history.epoch == full_history.epoch
+    assert history.history == full_history.history  # losses, validation figures, lr: bit for bit
+    assert resumed.optimizer.lr == full.optimizer.lr
+    np.testing.assert_array_equal(resumed.net.params.flat, full.net.params.flat)
+
+
+def test_resume_warns_about_callbacks_the_checkpoint_has_no_state_for(tmp_path):
+    path = tmp_path / "last.safetensors"
+    x, y = blobs(n=60)
+    model = mlp()
+    model.fit(x, y, epochs=1, callbacks=[callbacks.ModelCheckpoint(path)], **FIT_ARGS)
+    with pytest.warns(RuntimeWarning, match=r"no saved state for callbacks \['EarlyStopping#0'\]"):
+        model.fit(x, y, epochs=2, resume_from=path, callbacks=[callbacks.EarlyStopping(patience=5)], **FIT_ARGS)
+
+
+def test_a_bad_callback_state_is_refused_naming_the_callback(tmp_path):
+    path = tmp_path / "last.safetensors"
+    x, y = blobs(n=60)
+    model = mlp()
+    model.fit(x, y, epochs=1, callbacks=[callbacks.EarlyStopping(patience=5), callbacks.ModelCheckpoint(path)],
+              **FIT_ARGS)
+
+    def negative_wait(header):
+        state = json.loads(header["__metadata__"]["state"])
+        state["callbacks"]["EarlyStopping#0"]["wait"] = -1
+        header["__metadata__"]["state"] = json.dumps(state)
+
+    _rewrite(path, negative_wait)
+    with pytest.raises(CheckpointError, match=r"callback EarlyStopping#0: .*wait must be a non-negative integer"):
+        mlp().fit(x, y, epochs=2, resume_from=path, callbacks=[callbacks.EarlyStopping(patience=5)], **FIT_ARGS)
 
 
 RESUME_SCRIPT = """
