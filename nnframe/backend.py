@@ -75,7 +75,16 @@ def default_dtype(dtype: Any) -> Iterator[np.dtype]:
 
 
 def as_float_dtype(dtype: Any) -> np.dtype:
-    """Return ``dtype`` as a ``np.dtype``, checking it is float32 or float64."""
+    """Return ``dtype`` as a ``np.dtype``, checking it is float32 or float64.
+
+    ``None`` is refused rather than read as NumPy reads it (float64): a caller meaning
+    "the default" must pass :func:`get_default_dtype` itself.
+
+    Raises:
+        ValueError: for ``None`` or any dtype other than float32 or float64.
+    """
+    if dtype is None:
+        raise ValueError("dtype must be float32 or float64, got None")
     try:
         resolved = np.dtype(dtype)
     except TypeError as exc:

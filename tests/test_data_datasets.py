@@ -432,3 +432,21 @@ def test_real_fashion_mnist_from_system_copy(monkeypatch):
     assert np.bincount(y).tolist() == [6000] * 10
     assert np.bincount(yt).tolist() == [1000] * 10
     assert 0 < x.mean() < 255
+
+
+def test_user_cache_dir_defaults_to_home_dot_cache(isolated, monkeypatch):
+    assert ds.user_cache_dir() == isolated / ".cache" / "nnframe"
+    assert ds.user_cache_dir("mnist") == isolated / ".cache" / "nnframe" / "mnist"
+    assert ds.user_cache_dir("") == isolated / ".cache" / "nnframe"  # no name: the root
+    monkeypatch.setenv("XDG_CACHE_HOME", "")  # set but empty: unset, per the XDG spec
+    assert ds.user_cache_dir("cifar10") == isolated / ".cache" / "nnframe" / "cifar10"
+
+
+def test_user_cache_dir_follows_an_absolute_xdg_cache_home_only(tmp_path, isolated, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert ds.user_cache_dir() == tmp_path / "xdg" / "nnframe"
+    assert ds.user_cache_dir("fashion-mnist") == tmp_path / "xdg" / "nnframe" / "fashion-mnist"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # relative: ignored, per the spec
+    assert ds.user_cache_dir("mnist") == isolated / ".cache" / "nnframe" / "mnist"
+    monkeypatch.setenv("HOME", str(tmp_path / "other-home"))  # HOME is read at each call
+    assert ds.user_cache_dir() == tmp_path / "other-home" / ".cache" / "nnframe"

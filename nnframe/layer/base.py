@@ -188,8 +188,18 @@ def layer_to_config(layer: Layer) -> dict[str, Any]:
 
 
 def check_rate(owner: str, name: str, value: float, low: float = 0.0, high: float = 1.0) -> float:
-    """Validate ``low <= value < high`` and return it as a float (e.g. a dropout rate)."""
-    value = float(value)
-    if not low <= value < high:
-        raise ValueError(f"{owner}: {name} must be in [{low}, {high}), got {value}")
-    return value
+    """Validate ``low <= value < high`` and return it as a float (e.g. a dropout rate).
+
+    Raises:
+        ValueError: quoting ``owner``, ``name`` and the value, for a value out of range
+            or not a real number (a string, ``None``, a bool).
+    """
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        raise ValueError(f"{owner}: {name} must be a number in [{low}, {high}), got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{owner}: {name} must be a number in [{low}, {high}), got {value!r}") from exc
+    if not low <= number < high:
+        raise ValueError(f"{owner}: {name} must be in [{low}, {high}), got {number}")
+    return number

@@ -1,0 +1,83 @@
+"""nnframe.layer.base helpers: the layer-class registry and rate validation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from nnframe import layer
+from nnframe.layer import base
+
+
+@pytest.mark.parametrize("cls", [layer.Dense, layer.ReLU, layer.Conv2D, layer.MaxPool2D, layer.BatchNorm,
+                                 layer.Dropout, layer.Flatten, layer.Softmax, layer.Activation])
+def test_get_layer_class_finds_every_exported_layer_by_its_class_name(cls):
+    assert base.get_layer_class(cls.__name__) is cls
+
+
+def test_get_layer_class_knows_every_layer_exported_from_the_package():
+    exported = [getattr(layer, n) for n in layer.__all__]
+    for cls in exported:
+        if isinstance(cls, type) and issubclass(cls, base.Layer) and cls is not base.Layer:
+            assert base.get_layer_class(cls.__name__) is cls
+
+
+@pytest.mark.parametrize("name", ["Dens", "dense", "Layer", ""])
+def test_get_layer_class_unknown_name_lists_the_known_ones(name):
+    with pytest.raises(ValueError) as info:
+        base.get_layer_class(name)
+    message = str(info.value)
+    assert message.startswith(f"unknown layer class {name!r}; known: [")
+    assert "'Dense'" in message and "'Conv2D'" in message
+    known = message.split("known: ", 1)[1]
+    assert known == str(sorted(base._REGISTRY))  # the whole list, sorted
+
+
+def test_a_new_subclass_registers_itself(monkeypatch):
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # keep the real registry clean
+    with pytest.raises(ValueError):
+        base.get_layer_class("Scale2")
+
+    class Scale2(base.Layer):
+        def forward(self, inputs):
+            return 2 * inputs
+
+    assert base.get_layer_class("Scale2") is Scale2
+    rebuilt = base.layer_from_config(base.layer_to_config(Scale2(name="s")))
+    assert type(rebuilt) is Scale2 and rebuilt.name == "s"
+
+
+@pytest.mark.parametrize("value, low, high", [
+    (0.0, 0.0, 1.0), (0.5, 0.0, 1.0), (0.999, 0.0, 1.0), (np.float32(0.25), 0.0, 1.0), (1, 0.0, 2.0),
+    (-0.5, -1.0, 0.0), (np.int64(3), 3.0, 4.0),
+])
+def test_check_rate_returns_a_python_float_in_range(value, low, high):
+    out = base.check_rate("Dropout", "rate", value, low, high)
+    assert type(out) is float and out == float(value)
+
+
+@pytest.mark.parametrize("value, low, high, shown", [
+    (1.0, 0.0, 1.0, "1.0"), (-0.1, 0.0, 1.0, "-0.1"), (2, 0.0, 1.0, "2.0"), (math.nan, 0.0, 1.0, "nan"),
+    (math.inf, 0.0, 1.0, "inf"), (0.5, 0.6, 0.9, "0.5"),
+])
+def test_check_rate_out_of_range_names_owner_argument_bounds_and_value(value, low, high, shown):
+    with pytest.raises(ValueError) as info:
+        base.check_rate("BatchNorm", "momentum", value, low, high)
+    assert str(info.value) == f"BatchNorm: momentum must be in [{low}, {high}), got {shown}"
+
+
+@pytest.mark.parametrize("value", ["0.5", "abc", None, True, False, [0.5], b"0.5", object()])
+def test_check_rate_non_numbers_name_owner_and_argument(value):
+    # before the fix, "abc" gave float()'s "could not convert string to float" and None a
+    # TypeError, neither saying which layer or argument; "0.5" and True were accepted
+    with pytest.raises(ValueError) as info:
+        base.check_rate("Dropout", "rate", value)
+    assert str(info.value) == f"Dropout: rate must be a number in [0.0, 1.0), got {value!r}"
+
+
+def test_layers_validate_their_rates_with_check_rate():
+    with pytest.raises(ValueError, match=r"Dropout: rate must be in \[0.0, 1.0\), got 1.0"):
+        layer.Dropout(1.0)
+    with pytest.raises(ValueError, match=r"Dropout: rate must be a number in \[0.0, 1.0\), got 'x'"):
+        layer.Dropout("x")
+    assert type(layer.Dropout(np.float32(0.5)).rate) is float
