@@ -81,3 +81,33 @@ def test_layers_validate_their_rates_with_check_rate():
     with pytest.raises(ValueError, match=r"Dropout: rate must be a number in \[0.0, 1.0\), got 'x'"):
         layer.Dropout("x")
     assert type(layer.Dropout(np.float32(0.5)).rate) is float
+
+
+def test_a_user_class_named_like_a_builtin_does_not_shadow_it(monkeypatch):
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+
+    class Dense(base.Layer):  # the user's own, in this test module
+        def forward(self, inputs):
+            return inputs
+
+    assert base.get_layer_class("Dense") is layer.Dense  # checkpoints of nnframe's Dense still load as such
+    assert Dense.registry_name == f"{__name__}.{Dense.__qualname__}"
+    assert base.get_layer_class(Dense.registry_name) is Dense
+    config = base.layer_to_config(Dense())
+    assert config["class"] == Dense.registry_name and type(base.layer_from_config(config)) is Dense
+    assert base.layer_to_config(layer.Dense(3))["class"] == "Dense"
+
+
+def test_redefining_a_class_in_the_same_module_replaces_it(monkeypatch):
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+
+    def define():
+        class Twice(base.Layer):
+            def forward(self, inputs):
+                return inputs
+
+        return Twice
+
+    first, second = define(), define()  # like a notebook cell run twice
+    assert first.registry_name == second.registry_name == "Twice"
+    assert base.get_layer_class("Twice") is second

@@ -49,9 +49,19 @@ class Layer:
         self.ctx: dict[str, Any] = {}
         self.requires_input_grad = True
 
+    #: the name checkpoints and configs use for this class (see :func:`get_layer_class`)
+    registry_name: ClassVar[str] = "Layer"
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
+        name = cls.__name__
+        taken = _REGISTRY.get(name)
+        if taken is not None and taken.__module__ != cls.__module__:
+            # never shadow another module's class (nnframe's own register first): a user's
+            # ``class Dense(Layer)`` is "their_module.Dense", and "Dense" stays nnframe's
+            name = f"{cls.__module__}.{cls.__qualname__}"
+        cls.registry_name = name
+        _REGISTRY[name] = cls
 
     def __repr__(self) -> str:
         shape = self.shapes or None
@@ -168,6 +178,10 @@ class Activation(Layer):
 def get_layer_class(name: str) -> type[Layer]:
     """Return the registered layer class called ``name`` (every subclass registers itself).
 
+    A class registers under its class name, unless a class of another module holds
+    that name already; then under ``"<module>.<qualname>"`` (its ``registry_name``).
+    Redefining a class in the same module (a notebook cell run twice) replaces it.
+
     Raises:
         ValueError: for an unknown name.
     """
@@ -184,7 +198,7 @@ def layer_from_config(config: dict[str, Any]) -> Layer:
 
 def layer_to_config(layer: Layer) -> dict[str, Any]:
     """Return ``{"class": name, "config": layer.get_config()}`` for :func:`layer_from_config`."""
-    return {"class": type(layer).__name__, "config": layer.get_config()}
+    return {"class": type(layer).registry_name, "config": layer.get_config()}
 
 
 def check_rate(owner: str, name: str, value: float, low: float = 0.0, high: float = 1.0) -> float:
