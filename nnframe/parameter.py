@@ -61,7 +61,7 @@ class ParamLayout:
         """Build the layout of a list of per-layer ``{name: array}`` dicts (the seed's form).
 
         Raises:
-            ValueError: if the arrays do not all share one float dtype.
+            ValueError: if the arrays do not all share one dtype, or it is not a float dtype.
         """
         names, shapes, dtypes = [], [], set()
         for index, params in enumerate(param_dicts):
@@ -75,6 +75,8 @@ class ParamLayout:
             found = ", ".join(sorted(str(d) for d in dtypes))
             raise ValueError(f"all parameters must share one dtype, found {found}")
         dtype = dtypes.pop() if dtypes else backend.get_default_dtype()
+        if np.dtype(dtype).kind != "f":
+            raise ValueError(f"parameters must be floating point (float32 or float64), got dtype {dtype}")
         return cls(tuple(names), tuple(shapes), dtype, len(param_dicts))
 
 

@@ -125,3 +125,8 @@ def test_buffer_refuses_a_flat_array_of_the_wrong_shape_or_dtype():
     buffer = ParamBuffer(layout, flat)
     assert buffer.flat is flat
     np.testing.assert_array_equal(buffer["3.k"].ravel(), np.arange(17, 29))
+
+
+def test_integer_parameters_are_refused_naming_the_dtype():
+    with pytest.raises(ValueError, match="parameters must be floating point .* got dtype int64"):
+        ParamLayout.from_layers([{"w": np.zeros((2, 2), dtype=np.int64)}])
