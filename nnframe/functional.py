@@ -285,6 +285,95 @@ def col2im(cols: Array, input_shape: Sequence[int], kernel_size: Pair, stride: P
     return xp.ascontiguousarray(planes[:, :, top : top + h, left : left + w].transpose(1, 2, 3, 0))
 
 
+# --------------------------------------------------------------------------------------
+# Banded convolution (stride 1, no dilation): whole blocks of output columns per matrix row
+# --------------------------------------------------------------------------------------
+
+
+def unfold_rows(x: Array, kernel_size: Pair, block: int) -> Array:
+    """Unfold a padded NHWC batch for a banded convolution (stride 1, no dilation).
+
+    Each row holds the ``KH`` input rows that one output row reads, cut to the
+    ``Wb = block + KW - 1`` columns that ``block`` neighbouring output columns read.
+    Multiplied by :func:`banded_kernel` it gives those ``block`` outputs at once: a
+    product ``block`` times wider (and ``Wb / KW`` times longer) than :func:`im2col`'s,
+    from a matrix ``KW * block / Wb`` times smaller. ``block=1`` is :func:`im2col`.
+
+    Args:
+        x: ``(N, Hp, Wp, C)``, padded already.
+        kernel_size: ``(KH, KW)``.
+        block: output columns per row, a divisor of ``OW = Wp - KW + 1``.
+
+    Shapes: output ``(N * OH * OW / block, KH * Wb * C)``, rows in ``(N, OH, block index)``
+    order, columns in ``(KH, Wb, C)`` order.
+    """
+    xp = backend.xp()
+    n, hp, wp, c = x.shape
+    kh, kw = kernel_size
+    oh, ow, wb = hp - kh + 1, wp - kw + 1, block + kw - 1
+    if ow % block:
+        raise ValueError(f"unfold_rows: block {block} does not divide the output width {ow}")
+    windows = xp.lib.stride_tricks.sliding_window_view(x, (kh, wb), axis=(1, 2))[:, :, ::block]
+    # windows: (N, OH, OW/block, C, KH, Wb), a view
+    rows = xp.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))  # (N, OH, OW/block, KH, Wb, C)
+    return rows.reshape(n * oh * (ow // block), kh * wb * c)
+
+
+def banded_kernel(w: Array, block: int) -> Array:
+    """A ``(KH, KW, C, C_out)`` kernel as the banded matrix that multiplies :func:`unfold_rows`.
+
+    ``T[(i, q, c), (j, o)] = w[i, q - j, c, o]`` for ``0 <= q - j < KW``, else 0: output
+    column ``j`` of a block reads columns ``j .. j + KW - 1`` of the block's ``Wb``.
+
+    Shapes: output ``(KH * Wb * C, block * C_out)`` with ``Wb = block + KW - 1``.
+    """
+    xp = backend.xp()
+    kh, kw, c, cout = w.shape
+    band = xp.zeros((kh, block + kw - 1, c, block, cout), dtype=w.dtype)
+    for j in range(block):
+        band[:, j : j + kw, :, j, :] = w
+    return band.reshape(kh * (block + kw - 1) * c, block * cout)
+
+
+def banded_kernel_grad(band_grad: Array, kernel_size: Pair, block: int, out: Array) -> Array:
+    """The adjoint of :func:`banded_kernel`: add up the gradients of the ``block`` copies of ``w``.
+
+    Shapes: ``band_grad`` ``(KH * Wb * C, block * C_out)``; ``out`` ``(KH, KW, C, C_out)``,
+    written in place and returned.
+    """
+    kh, kw = kernel_size
+    cout = band_grad.shape[1] // block
+    band = band_grad.reshape(kh, block + kw - 1, -1, block, cout)  # (KH, Wb, C, block, C_out)
+    out[...] = band[:, 0:kw, :, 0, :]
+    for j in range(1, block):
+        out += band[:, j : j + kw, :, j, :]
+    return out
+
+
+def fold_rows(rows: Array, padded_shape: Sequence[int], kernel_size: Pair, block: int) -> Array:
+    """The adjoint of :func:`unfold_rows`: add every row's values back to the pixels they came from.
+
+    One contiguous add per kernel row and block (``KH * OW / block`` adds).
+
+    Args:
+        rows: ``(N * OH * OW / block, KH * Wb * C)`` as :func:`unfold_rows` returns.
+        padded_shape: ``(N, Hp, Wp, C)`` of the padded input.
+
+    Shapes: output ``(N, Hp, Wp, C)``, C-contiguous.
+    """
+    xp = backend.xp()
+    n, hp, wp, c = (int(s) for s in padded_shape)
+    kh, kw = kernel_size
+    oh, ow, wb = hp - kh + 1, wp - kw + 1, block + kw - 1
+    parts = rows.reshape(n, oh, ow // block, kh, wb * c)  # (N, OH, OW/block, KH, Wb*C)
+    out = xp.zeros((n, hp, wp * c), dtype=rows.dtype)  # (N, Hp, Wp*C)
+    for i in range(kh):
+        for b in range(ow // block):
+            start = b * block * c
+            out[:, i : i + oh, start : start + wb * c] += parts[:, :, b, i]
+    return out.reshape(n, hp, wp, c)
+
+
 def channel_sums(x: Array, out: Array | None = None) -> Array:
     """Sum a channels-last array over every axis but the last, as one matrix-vector product.
 

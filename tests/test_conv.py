@@ -12,6 +12,7 @@ import pytest
 from nnframe import backend, layer
 from nnframe import functional as F
 from nnframe.errors import ShapeError
+from nnframe.layer import conv as conv_module
 from nnframe.layer.base import layer_from_config, layer_to_config
 from nnframe.net import Net
 
@@ -78,6 +79,88 @@ def test_wide_col2im_equals_col2im_on_zero_padded_rows(geometry):
         F.col2im(cols, shape, kernel, stride, dilation, padding), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=r"wide=True needs stride \(1, 1\), got \(2, 1\)"):
         F.col2im(cols, shape, kernel, (2, 1), dilation, padding, wide=True)
+
+
+# ------------------------------------------------------------ banded convolution
+BANDS = [  # kernel, block, padding; the input is sized so that block divides OW = 2 * block
+    ((3, 3), 3, ((0, 0), (0, 0))),
+    ((5, 5), 7, ((2, 2), (2, 2))),  # LeNet's first layer (block 7 of 28 columns)
+    ((2, 4), 2, ((1, 0), (0, 1))),
+    ((1, 3), 4, ((0, 0), (1, 1))),  # a Conv1D
+]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("band", BANDS)
+def test_banded_product_is_the_im2col_convolution_and_fold_rows_is_the_adjoint(band, channels):
+    kernel, block, padding = band
+    rng = np.random.default_rng(5)
+    width = 2 * block + kernel[1] - 1 - sum(padding[1])
+    x = rng.normal(size=(2, 6, width, channels))
+    w = rng.normal(size=(*kernel, channels, 2))
+    padded = F.pad2d(x, padding)
+    rows = F.unfold_rows(padded, kernel, block)
+    cols = F.im2col(x, kernel, padding=padding)
+    np.testing.assert_allclose((rows @ F.banded_kernel(w, block)).ravel(), (cols @ w.reshape(-1, 2)).ravel(),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(F.unfold_rows(padded, kernel, 1), cols)  # block 1 is im2col
+    g = rng.normal(size=rows.shape)
+    folded = F.fold_rows(g, padded.shape, kernel, block)
+    assert folded.shape == padded.shape and folded.flags.c_contiguous
+    np.testing.assert_allclose((rows * g).sum(), (padded * folded).sum(), rtol=1e-12)  # <unfold x, g> = <x, fold g>
+    band_grad = rng.normal(size=F.banded_kernel(w, block).shape)
+    w_grad = F.banded_kernel_grad(band_grad, kernel, block, out=np.empty_like(w))
+    np.testing.assert_allclose((F.banded_kernel(w, block) * band_grad).sum(), (w * w_grad).sum(), rtol=1e-12)
+    with pytest.raises(ValueError, match=f"block {block + 1} does not divide the output width {2 * block}"):
+        F.unfold_rows(padded, kernel, block + 1)
+
+
+def test_band_block_takes_only_narrow_stride_one_convolutions():
+    one, lenet1, lenet2 = (1, 1), (5, 5, 1, 6), (5, 5, 6, 16)
+    assert conv_module.band_block(lenet1, 28, one, one, 1) == 7  # the smallest divisor in [KW, 2 KW]
+    assert conv_module.band_block(lenet2, 10, one, one, 1) == 5
+    assert conv_module.band_block(lenet2, 13, one, one, 1) == 0  # no divisor of 13 in [5, 10]
+    assert conv_module.band_block(lenet2, 10, (2, 2), one, 1) == 0
+    assert conv_module.band_block(lenet2, 10, one, (1, 2), 1) == 0
+    assert conv_module.band_block((5, 5, 3, 16), 10, one, one, 2) == 0
+    assert conv_module.band_block((5, 5, 6, 32), 10, one, one, 1) == 0  # wide layers keep im2col
+    assert conv_module.band_block((3, 1, 6, 16), 10, one, one, 1) == 0  # KW = 1: im2col already
+
+
+BANDED_LAYERS = [
+    (lambda: layer.Conv2D(6, 5, padding=2), (3, 28, 28, 1)),  # LeNet
+    (lambda: layer.Conv2D(16, 5), (3, 14, 14, 6)),
+    (lambda: layer.Conv2D(3, (2, 3), padding=(1, 2), bias=False), (2, 5, 7, 2)),
+    (lambda: layer.Conv1D(4, 3, padding="same"), (2, 9, 3)),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make, in_shape", BANDED_LAYERS)
+def test_banded_path_equals_the_im2col_path(monkeypatch, make, in_shape, dtype):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=in_shape).astype(dtype)
+    g = None
+    results = []
+    for max_channels in (conv_module._BAND_MAX_CHANNELS, 0):  # banded, then im2col
+        monkeypatch.setattr(conv_module, "_BAND_MAX_CHANNELS", max_channels)
+        with backend.default_dtype(dtype):
+            conv = make()
+            conv.forward(x)  # builds the parameters; then the same values for both paths
+            weights = np.random.default_rng(7)
+            for name in conv.params:
+                conv.params[name][...] = weights.normal(size=conv.params[name].shape)
+            y = conv.forward(x)
+            g = rng.normal(size=y.shape).astype(dtype) if g is None else g
+            dx = conv.backward(g)
+        kernel = conv.params["w"].reshape(-1, *conv.params["w"].shape[-3:])  # Conv1D's as (1, K, C, C_out)
+        block = conv_module.band_block(kernel.shape, y.shape[-2], conv.stride, conv.dilation, conv.groups)
+        assert bool(block) == bool(max_channels)
+        assert y.dtype == dx.dtype == conv.grads["w"].dtype == np.dtype(dtype)
+        results.append((y, dx, *(conv.grads[name].copy() for name in conv.param_names)))
+    tol = 1e-5 if dtype == "float32" else 1e-12  # sums in another order
+    for banded, im2col in zip(*results, strict=True):
+        np.testing.assert_allclose(banded, im2col, rtol=tol, atol=tol * np.abs(im2col).max())
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
