@@ -35,6 +35,45 @@ def test_max_pool_overlapping_windows_add_up_and_every_window_has_one_winner():
     assert ones.sum() == y.size and set(np.unique(ones)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
 
 
+TILINGS = [  # input shape, pool_size: windows that tile the input (the gather fast path)
+    ((4, 8, 6, 3), 2),
+    ((3, 6, 9, 2), (2, 3)),
+    ((2, 3, 3, 4), 3),
+    ((2, 4, 6, 1), (1, 2)),
+    ((2, 4, 4, 3), 1),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, pool_size", TILINGS)
+def test_max_pool_tiling_path_equals_the_general_path_on_ties(monkeypatch, shape, pool_size, dtype):
+    rng = np.random.default_rng(3)
+    x = rng.integers(-1, 2, size=shape).astype(dtype)  # three values: ties in most windows
+    x[0, :, :, 0] = 0.0  # and windows that are all ties
+    tiled = layer.MaxPool2D(pool_size)
+    y = tiled.forward(x)
+    g = rng.normal(size=y.shape).astype(dtype)
+    dx = tiled.backward(g)
+    assert "taps" in tiled.ctx  # the fast path ran
+    assert y.dtype == dx.dtype == np.dtype(dtype) and dx.flags.c_contiguous
+    general = layer.MaxPool2D(pool_size)
+    monkeypatch.setattr(general, "_tiles", lambda inputs: False)
+    np.testing.assert_array_equal(y, general.forward(x))
+    np.testing.assert_array_equal(dx, general.backward(g))
+    ones = tiled.backward(np.ones_like(y))
+    assert ones.sum() == y.size and set(np.unique(ones)) <= {0.0, 1.0}  # one winner per window
+
+
+@pytest.mark.parametrize("pool, height", [
+    (layer.MaxPool2D(2), 5),  # 5 rows: the last is in no window
+    (layer.MaxPool2D(2, stride=1), 4),
+    (layer.MaxPool2D(2, padding=1), 4),
+])
+def test_max_pool_takes_the_general_path_unless_the_windows_tile_the_input(pool, height):
+    pool.forward(np.zeros((1, height, 4, 2), dtype=np.float32))
+    assert "padded" in pool.ctx and "taps" not in pool.ctx
+
+
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
@@ -71,6 +110,24 @@ def test_max_pool_matches_torch(config, ties):
     yt.backward(torch.tensor(g.transpose(0, 3, 1, 2)))
     np.testing.assert_array_equal(y, _nhwc(yt))
     np.testing.assert_allclose(dx, _nhwc(xt.grad), rtol=1e-12, atol=1e-12)  # same winner as torch on ties
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("shape, pool_size", TILINGS)
+def test_max_pool_tiling_path_matches_torch(shape, pool_size, ties):
+    rng = np.random.default_rng(4)
+    x = rng.integers(-2, 2, size=shape).astype(np.float64) if ties else rng.normal(size=shape)
+    with backend.default_dtype("float64"):
+        pool = layer.MaxPool2D(pool_size)
+        y = pool.forward(x)
+        g = rng.normal(size=y.shape)
+        dx = pool.backward(g)
+    assert "taps" in pool.ctx
+    xt = _nchw(x)
+    yt = TF.max_pool2d(xt, pool.pool_size)
+    yt.backward(torch.tensor(g.transpose(0, 3, 1, 2)))
+    np.testing.assert_array_equal(y, _nhwc(yt))
+    np.testing.assert_array_equal(dx, _nhwc(xt.grad))  # same winner as torch on ties
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])

