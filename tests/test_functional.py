@@ -208,3 +208,21 @@ def test_channel_rows_refuses_non_contiguous_input(make):
     assert not x.flags.c_contiguous
     with pytest.raises(ValueError, match="channel_rows needs a C-contiguous array"):
         F.channel_rows(x)
+
+
+# ---- relu ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [
+    lambda rng: rng.normal(size=(4, 5, 6, 3)),  # NHWC: compared row by row with zeros
+    lambda rng: rng.normal(size=(4, 7)),
+    lambda rng: rng.normal(size=(9,)),
+    lambda rng: rng.normal(size=(4, 6, 5, 3)).transpose(0, 2, 1, 3),  # not contiguous: plain maximum
+    lambda rng: np.array([[np.nan, -np.inf, np.inf, -0.5, 0.0, 2.0]]),
+])
+def test_relu_is_maximum_with_zero_and_keeps_shape_and_dtype(make, dtype):
+    x = make(np.random.default_rng(8)).astype(dtype)
+    out = F.relu(x)
+    assert out.dtype == dtype and out.shape == x.shape
+    np.testing.assert_array_equal(out, np.maximum(x, 0.0))  # NaN stays NaN

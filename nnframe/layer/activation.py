@@ -36,7 +36,7 @@ class ReLU(Activation):
     """``f(x) = max(x, 0)``; the derivative at 0 is taken as 0."""
 
     def forward(self, inputs: Array) -> Array:
-        out = backend.xp().maximum(inputs, 0.0)
+        out = F.relu(inputs)
         self.ctx = {"Y": out}
         return out
 
@@ -44,7 +44,7 @@ class ReLU(Activation):
         return grad * (self.ctx["Y"] > 0.0)
 
     def forward_func(self, x: Array) -> Array:
-        return backend.xp().maximum(x, 0.0)
+        return F.relu(x)
 
     def backward_func(self, x: Array) -> Array:
         return (x > 0.0).astype(x.dtype)
