@@ -564,6 +564,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
     meta = model.metadata
     _say(f"Trained: {model.epoch} epoch(s), {model.global_step} step(s); learning rate now "
          f"{model.optimizer.lr:.4g}")
+    history = model.history
+    if history is not None and history.epoch:
+        last = {key: values[-1] for key, values in history.history.items() if values and key != "lr"}
+        _say(f"Last epoch ({history.epoch[-1] + 1}): "
+             + ", ".join(f"{key} {value:.4f}" for key, value in sorted(last.items())))
     if meta.get("dataset"):
         _say(f"Data set: {meta['dataset']} (batch size {meta.get('batch_size', '?')}, validation split "
              f"{meta.get('validation_split', '?')}, seed {meta.get('seed', '?')})")

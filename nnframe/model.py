@@ -59,7 +59,8 @@ class Model:
         global_step: optimizer steps taken by :meth:`train_step`.
         input_shape: the per-sample input shape (see the property).
         stop_training: set by a callback to end :meth:`fit` after the current batch.
-        history: the :class:`~nnframe.callbacks.History` of the last :meth:`fit`.
+        history: the :class:`~nnframe.callbacks.History` of the last :meth:`fit` (for a
+            loaded model, the history saved with the checkpoint: every epoch so far).
         metadata: a JSON-serialisable dict saved with checkpoints and restored by
             :func:`load` (the CLI keeps the data set and the input normalisation there).
     """
@@ -524,6 +525,13 @@ class Model:
                                      f"got {type(metadata).__name__}")
         model.metadata = metadata
         model._restore(ckpt, restore_global_rng=restore_global_rng)
+        saved_history = (ckpt.state.get("callbacks") or {}).get("History#0")
+        if saved_history is not None:
+            model.history = callbacks_mod.History()
+            try:
+                model.history.load_state_dict(saved_history)
+            except (ValueError, AttributeError) as exc:
+                raise io.CheckpointError(f"checkpoint {ckpt.path!r}: callback History#0: {exc}") from None
         return model
 
     def _restore(self, ckpt: io.Checkpoint, restore_global_rng: bool) -> None:

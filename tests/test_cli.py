@@ -314,6 +314,9 @@ def test_summary(trained):
     for text in ("Flatten", "Dense", "(None, 200)", "(None, 10)", "Total params: 186,610",
                  "Trained: 2 epoch(s), 14 step(s)", "Data set: fashion-mnist", "Input preprocessing"):
         assert text in out
+    history = nnframe.load(ckpt).history.history  # the figures train printed for epoch 2
+    assert (f"Last epoch (2): accuracy {history['accuracy'][-1]:.4f}, loss {history['loss'][-1]:.4f}, "
+            f"val_accuracy {history['val_accuracy'][-1]:.4f}, val_loss {history['val_loss'][-1]:.4f}") in out
 
 
 # ---------------------------------------------------------------------------- help

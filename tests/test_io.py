@@ -180,6 +180,16 @@ def test_resume_gives_callbacks_their_state_back(tmp_path):
     np.testing.assert_array_equal(resumed.net.params.flat, full.net.params.flat)
 
 
+def test_a_loaded_model_has_the_history_of_every_epoch_so_far(tmp_path):
+    path = tmp_path / "last.safetensors"
+    x, y = blobs(n=60)
+    model = mlp()
+    history = model.fit(x, y, epochs=3, callbacks=[callbacks.ModelCheckpoint(path)], **FIT_ARGS)
+    loaded = nnframe.load(path)
+    assert loaded.history.epoch == [0, 1, 2]
+    assert loaded.history.history == history.history
+
+
 def test_resume_warns_about_callbacks_the_checkpoint_has_no_state_for(tmp_path):
     path = tmp_path / "last.safetensors"
     x, y = blobs(n=60)
