@@ -304,7 +304,7 @@ def col2im(cols: Array, input_shape: Sequence[int], kernel_size: Pair, stride: P
 # --------------------------------------------------------------------------------------
 
 
-def unfold_rows(x: Array, kernel_size: Pair, block: int) -> Array:
+def unfold_rows(x: Array, kernel_size: Pair, block: int, ones_column: bool = False) -> Array:
     """Unfold a padded NHWC batch for a banded convolution (stride 1, no dilation).
 
     Each row holds the ``KH`` input rows that one output row reads, cut to the
@@ -317,8 +317,10 @@ def unfold_rows(x: Array, kernel_size: Pair, block: int) -> Array:
         x: ``(N, Hp, Wp, C)``, padded already.
         kernel_size: ``(KH, KW)``.
         block: output columns per row, a divisor of ``OW = Wp - KW + 1``.
+        ones_column: append a column of ones, which multiplies the bias row of
+            ``banded_kernel(w, block, b)``: the products then add the bias and sum its gradient.
 
-    Shapes: output ``(N * OH * OW / block, KH * Wb * C)``, rows in ``(N, OH, block index)``
+    Shapes: output ``(N * OH * OW / block, KH * Wb * C (+ 1))``, rows in ``(N, OH, block index)``
     order, columns in ``(KH, Wb, C)`` order.
     """
     xp = backend.xp()
@@ -328,39 +330,53 @@ def unfold_rows(x: Array, kernel_size: Pair, block: int) -> Array:
     if ow % block:
         raise ValueError(f"unfold_rows: block {block} does not divide the output width {ow}")
     windows = xp.lib.stride_tricks.sliding_window_view(x, (kh, wb), axis=(1, 2))[:, :, ::block]
-    # windows: (N, OH, OW/block, C, KH, Wb), a view
-    rows = xp.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))  # (N, OH, OW/block, KH, Wb, C)
-    return rows.reshape(n * oh * (ow // block), kh * wb * c)
+    windows = windows.transpose(0, 1, 2, 4, 5, 3)  # (N, OH, OW/block, KH, Wb, C), a view
+    size = kh * wb * c
+    rows = xp.empty((n * oh * (ow // block), size + ones_column), dtype=x.dtype)
+    rows[:, :size].reshape(windows.shape)[...] = windows  # a view of the strided rows: (N, OH, OW/block, KH, Wb, C)
+    if ones_column:
+        rows[:, size] = 1.0
+    return rows
 
 
-def banded_kernel(w: Array, block: int) -> Array:
+def banded_kernel(w: Array, block: int, b: Array | None = None) -> Array:
     """A ``(KH, KW, C, C_out)`` kernel as the banded matrix that multiplies :func:`unfold_rows`.
 
     ``T[(i, q, c), (j, o)] = w[i, q - j, c, o]`` for ``0 <= q - j < KW``, else 0: output
     column ``j`` of a block reads columns ``j .. j + KW - 1`` of the block's ``Wb``.
+    With a bias ``b`` ``(C_out,)``, a last row ``T[-1, (j, o)] = b[o]`` (for rows with
+    ``ones_column``).
 
-    Shapes: output ``(KH * Wb * C, block * C_out)`` with ``Wb = block + KW - 1``.
+    Shapes: output ``(KH * Wb * C (+ 1), block * C_out)`` with ``Wb = block + KW - 1``.
     """
     xp = backend.xp()
     kh, kw, c, cout = w.shape
-    band = xp.zeros((kh, block + kw - 1, c, block, cout), dtype=w.dtype)
+    size = kh * (block + kw - 1) * c
+    matrix = xp.zeros((size + (b is not None), block * cout), dtype=w.dtype)
+    band = matrix[:size].reshape(kh, block + kw - 1, c, block, cout)  # a view
     for j in range(block):
         band[:, j : j + kw, :, j, :] = w
-    return band.reshape(kh * (block + kw - 1) * c, block * cout)
+    if b is not None:
+        matrix[size] = xp.tile(b, block)
+    return matrix
 
 
-def banded_kernel_grad(band_grad: Array, kernel_size: Pair, block: int, out: Array) -> Array:
-    """The adjoint of :func:`banded_kernel`: add up the gradients of the ``block`` copies of ``w``.
+def banded_kernel_grad(band_grad: Array, kernel_size: Pair, block: int, out: Array,
+                       out_bias: Array | None = None) -> Array:
+    """The adjoint of :func:`banded_kernel`: add up the gradients of the ``block`` copies of ``w`` (and ``b``).
 
-    Shapes: ``band_grad`` ``(KH * Wb * C, block * C_out)``; ``out`` ``(KH, KW, C, C_out)``,
-    written in place and returned.
+    Shapes: ``band_grad`` ``(KH * Wb * C (+ 1), block * C_out)``; ``out`` ``(KH, KW, C, C_out)``
+    and ``out_bias`` ``(C_out,)`` (from ``band_grad``'s last row), written in place; returns ``out``.
     """
     kh, kw = kernel_size
     cout = band_grad.shape[1] // block
-    band = band_grad.reshape(kh, block + kw - 1, -1, block, cout)  # (KH, Wb, C, block, C_out)
+    size = band_grad.shape[0] - (out_bias is not None)
+    band = band_grad[:size].reshape(kh, block + kw - 1, -1, block, cout)  # (KH, Wb, C, block, C_out)
     out[...] = band[:, 0:kw, :, 0, :]
     for j in range(1, block):
         out += band[:, j : j + kw, :, j, :]
+    if out_bias is not None:
+        out_bias[...] = band_grad[size].reshape(block, cout).sum(axis=0)
     return out
 
 

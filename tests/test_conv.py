@@ -111,6 +111,17 @@ def test_banded_product_is_the_im2col_convolution_and_fold_rows_is_the_adjoint(b
     band_grad = rng.normal(size=F.banded_kernel(w, block).shape)
     w_grad = F.banded_kernel_grad(band_grad, kernel, block, out=np.empty_like(w))
     np.testing.assert_allclose((F.banded_kernel(w, block) * band_grad).sum(), (w * w_grad).sum(), rtol=1e-12)
+    # with a bias: a ones column times a bias row
+    b = rng.normal(size=2)
+    rows_1 = F.unfold_rows(padded, kernel, block, ones_column=True)
+    np.testing.assert_array_equal(rows_1, np.hstack([rows, np.ones((rows.shape[0], 1))]))
+    np.testing.assert_allclose(rows_1 @ F.banded_kernel(w, block, b),
+                               rows @ F.banded_kernel(w, block) + np.tile(b, block), rtol=1e-12, atol=1e-12)
+    band_grad = rng.normal(size=F.banded_kernel(w, block, b).shape)
+    b_grad = np.empty_like(b)
+    w_grad = F.banded_kernel_grad(band_grad, kernel, block, out=np.empty_like(w), out_bias=b_grad)
+    np.testing.assert_allclose((F.banded_kernel(w, block, b) * band_grad).sum(),
+                               (w * w_grad).sum() + (b * b_grad).sum(), rtol=1e-12)
     with pytest.raises(ValueError, match=f"block {block + 1} does not divide the output width {2 * block}"):
         F.unfold_rows(padded, kernel, block + 1)
 

@@ -108,7 +108,7 @@ def conv_forward(x: Array, w: Array, b: Array | None, stride: F.Pair, dilation: 
         output ``(N, OH, OW, C_out)``; columns ``(M, KH * KW * C)`` (``groups == 1``) or
         ``(groups, M, KH * KW * C / groups)``, with ``M = N * OH * OW``; or, where
         :func:`band_block` gives a block ``B``, the rows of
-        :func:`~nnframe.functional.unfold_rows` ``(M / B, KH * (B + KW - 1) * C)``.
+        :func:`~nnframe.functional.unfold_rows` ``(M / B, KH * (B + KW - 1) * C (+ 1 with a bias))``.
     """
     xp = backend.xp()
     kh, kw, cg, cout = w.shape
@@ -116,12 +116,10 @@ def conv_forward(x: Array, w: Array, b: Array | None, stride: F.Pair, dilation: 
     oh = F.conv_output_size(h, kh, stride[0], dilation[0], sum(padding[0]))
     ow = F.conv_output_size(width, kw, stride[1], dilation[1], sum(padding[1]))
     block = band_block(w.shape, ow, stride, dilation, groups)
-    if block:
-        rows = F.unfold_rows(F.pad2d(x, padding), (kh, kw), block)  # (N*OH*OW/B, KH*Wb*C)
-        out = (rows @ F.banded_kernel(w, block)).reshape(n, oh, ow, cout)  # (N*OH*OW/B, B*C_out) -> NHWC
-        if b is not None:
-            add_channel_bias(out, b)
-        return out, rows
+    if block:  # the bias rides in the product: a ones column times a bias row
+        rows = F.unfold_rows(F.pad2d(x, padding), (kh, kw), block, ones_column=b is not None)  # (M/B, KH*Wb*C+1)
+        out = rows @ F.banded_kernel(w, block, b)  # (N*OH*OW/B, B*C_out)
+        return out.reshape(n, oh, ow, cout), rows
     cols = F.im2col(x, (kh, kw), stride, dilation, padding)  # (M, KH*KW*C)
     m = cols.shape[0]
     if groups == 1:
@@ -150,13 +148,10 @@ def conv_backward(grad: Array, cols: Array, w: Array, x_shape: tuple[int, ...], 
     """
     xp = backend.xp()
     kh, kw, cg, cout = w.shape
-    g2 = grad.reshape(-1, cout)  # (M, C_out)
-    if grad_b is not None:
-        F.channel_sums(g2, out=grad_b)
     block = band_block(w.shape, grad.shape[2], stride, dilation, groups)
     if block:
         g_rows = grad.reshape(-1, block * cout)  # (N*OH*OW/B, B*C_out)
-        F.banded_kernel_grad(cols.T @ g_rows, (kh, kw), block, out=grad_w)
+        F.banded_kernel_grad(cols.T @ g_rows, (kh, kw), block, out=grad_w, out_bias=grad_b)
         if not input_grad:
             return None
         (top, bottom), (left, right) = padding
@@ -164,6 +159,9 @@ def conv_backward(grad: Array, cols: Array, w: Array, x_shape: tuple[int, ...], 
         padded = F.fold_rows(g_rows @ F.banded_kernel(w, block).T, (n, h + top + bottom, width + left + right, c),
                              (kh, kw), block)  # (N, Hp, Wp, C)
         return xp.ascontiguousarray(padded[:, top : top + h, left : left + width])  # (N, H, W, C)
+    g2 = grad.reshape(-1, cout)  # (M, C_out)
+    if grad_b is not None:
+        F.channel_sums(g2, out=grad_b)
     if groups == 1:
         w2 = w.reshape(kh * kw * cg, cout)  # (K, C_out)
         grad_w.reshape(kh * kw * cg, cout)[...] = (g2.T @ cols).T  # faster than cols.T @ g2 (measured)
