@@ -15,17 +15,38 @@ from nnframe.backend import Array
 from nnframe.errors import ShapeError
 
 
-def logsumexp(x: Array, axis: int = -1) -> Array:
-    """``log(sum(exp(x), axis, keepdims=True))``, stable for large ``x``."""
+def _finite_max(x: Array, axis: int) -> Array:
+    """The maximum along ``axis`` (kept), with 0 where it is infinite or NaN: the shift
+    that keeps ``exp(x - shift)`` from overflowing without turning ``-inf - -inf`` into NaN."""
     xp = backend.xp()
     shift = x.max(axis=axis, keepdims=True)
+    return xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
+
+
+def logsumexp(x: Array, axis: int = -1) -> Array:
+    """``log(sum(exp(x), axis, keepdims=True))``, stable for large ``x``.
+
+    A slice that is all ``-inf`` (every entry masked out) gives ``-inf``, one holding
+    ``+inf`` gives ``+inf``.
+    """
+    xp = backend.xp()
+    shift = _finite_max(x, axis)
     total = xp.exp(x - shift).sum(axis=axis, keepdims=True)
-    return xp.log(total) + shift
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the answer for an all -inf slice
+        return xp.log(total) + shift
 
 
 def log_softmax(x: Array, axis: int = -1) -> Array:
-    """``x - logsumexp(x)``: log-probabilities along ``axis``."""
-    return x - logsumexp(x, axis)
+    """``x - logsumexp(x)``: log-probabilities along ``axis``.
+
+    Computed as ``(x - max) - log(sum(exp(x - max)))``, so the largest logit's
+    log-probability keeps full precision however large the logits; ``-inf`` entries
+    (masked classes) get ``-inf``.
+    """
+    xp = backend.xp()
+    shifted = x - _finite_max(x, axis)
+    with np.errstate(divide="ignore"):
+        return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(x: Array, axis: int = -1) -> Array:

@@ -65,6 +65,26 @@ def test_log_softmax_large_logits_stay_finite(dtype):
     np.testing.assert_allclose(out[1], [-np.log(3.0)] * 3, rtol=1e-6, atol=float(np.spacing(dtype(5e3))))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masked_logits_give_minus_inf_not_nan(dtype):
+    x = np.array([[-np.inf, -np.inf, -np.inf],     # every class masked
+                  [0.5, -np.inf, 1.5],             # one class masked
+                  [np.inf, 0.0, 1.0]], dtype=dtype)
+    lse = F.logsumexp(x)
+    assert lse[0, 0] == -np.inf and lse[2, 0] == np.inf
+    np.testing.assert_allclose(lse[1, 0], np.log(np.exp(0.5) + np.exp(1.5)), rtol=1e-6)
+    logp = F.log_softmax(x[1:2])  # (an all-masked row has no distribution: NaN, as in PyTorch)
+    assert logp[0, 1] == -np.inf and np.isfinite(logp[0, [0, 2]]).all()
+    np.testing.assert_allclose(np.exp(logp).sum(), 1.0, rtol=1e-6)
+    assert logp.dtype == dtype
+
+
+def test_log_softmax_keeps_the_precision_of_the_largest_logit_in_float32():
+    x = np.array([[5000.0, 4990.0, -5000.0]], dtype=np.float32)
+    expected = np.array([[-np.log1p(np.exp(-10.0)), -10.0 - np.log1p(np.exp(-10.0)), -np.inf]])
+    np.testing.assert_allclose(F.log_softmax(x)[0, :2], expected[0, :2].astype(np.float32), rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-6), (np.float64, 1e-12)])
 def test_log_sigmoid_matches_naive_where_it_does_not_overflow(dtype, rtol):
     x = np.linspace(-30.0, 30.0, 121).astype(dtype)
