@@ -391,25 +391,14 @@ class Model:
 
     def _restore_callbacks(self, ckpt: io.Checkpoint) -> None:
         """Give each callback of this fit its state from ``ckpt`` (each checks its state before taking it)."""
-        saved = ckpt.state.get("callbacks") or {}
-        where = f"checkpoint {ckpt.path!r}"
-        if not isinstance(saved, dict) or not all(isinstance(v, dict) for v in saved.values()):
-            raise io.CheckpointError(f"{where}: callbacks state must map names to objects")
-        current = self._callback_states()
-        fresh = sorted(set(current) - set(saved) - {"History#0"})
+        saved = _saved_callback_states(ckpt)
+        fresh = sorted(set(self._callback_states()) - set(saved) - {"History#0"})
         if fresh:
             warnings.warn(f"fit(resume_from={ckpt.path!r}): no saved state for callbacks {fresh}; "
                           "they start afresh", RuntimeWarning, stacklevel=3)
         for key, callback in self._keyed_callbacks():
             if key in saved:
-                state = dict(saved[key])
-                arrays = ckpt.callback_arrays.get(key)
-                if arrays:
-                    state["arrays"] = arrays
-                try:
-                    callback.load_state_dict(state)
-                except ValueError as exc:
-                    raise io.CheckpointError(f"{where}: callback {key}: {exc}") from None
+                _give_state(ckpt, key, saved[key], callback)
 
     # ------------------------------------------------------------------ summary
     def summary(self, input_shape: Sequence[int] | None = None, print_fn: Any = print) -> str:
@@ -525,13 +514,10 @@ class Model:
                                      f"got {type(metadata).__name__}")
         model.metadata = metadata
         model._restore(ckpt, restore_global_rng=restore_global_rng)
-        saved_history = (ckpt.state.get("callbacks") or {}).get("History#0")
-        if saved_history is not None:
+        saved = _saved_callback_states(ckpt)
+        if "History#0" in saved:
             model.history = callbacks_mod.History()
-            try:
-                model.history.load_state_dict(saved_history)
-            except (ValueError, AttributeError) as exc:
-                raise io.CheckpointError(f"checkpoint {ckpt.path!r}: callback History#0: {exc}") from None
+            _give_state(ckpt, "History#0", saved["History#0"], model.history)
         return model
 
     def _restore(self, ckpt: io.Checkpoint, restore_global_rng: bool) -> None:
@@ -567,6 +553,23 @@ class Model:
 
 
 load = Model.load
+
+
+def _saved_callback_states(ckpt: io.Checkpoint) -> dict[str, dict[str, Any]]:
+    """The checkpoint's ``{"<class>#<k>": state}`` of callbacks, checked to be JSON objects."""
+    saved = ckpt.state.get("callbacks") or {}
+    if not isinstance(saved, dict) or not all(isinstance(v, dict) for v in saved.values()):
+        raise io.CheckpointError(f"checkpoint {ckpt.path!r}: callbacks state must map names to objects")
+    return saved
+
+
+def _give_state(ckpt: io.Checkpoint, key: str, state: dict[str, Any], callback: callbacks_mod.Callback) -> None:
+    """``callback.load_state_dict`` with the state saved under ``key`` and its arrays."""
+    arrays = ckpt.callback_arrays.get(key)
+    try:
+        callback.load_state_dict({**state, "arrays": arrays} if arrays else dict(state))
+    except ValueError as exc:
+        raise io.CheckpointError(f"checkpoint {ckpt.path!r}: callback {key}: {exc}") from None
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
