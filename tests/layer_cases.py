@@ -40,6 +40,8 @@ CORE_CASES = [
     Case("Dense", lambda: layer.Dense(3), (4, 5), output_shape=(4, 3)),
     Case("Dense-nobias", lambda: layer.Dense(2, bias=False), (3, 4), output_shape=(3, 2)),
     Case("Dense-batch1", lambda: layer.Dense(3), (1, 2), output_shape=(1, 3)),
+    Case("Dense-NTC", lambda: layer.Dense(3), (2, 4, 5), output_shape=(2, 4, 3)),  # any leading axes
+    Case("Dense-4d-nobias", lambda: layer.Dense(2, bias=False), (2, 3, 2, 4), output_shape=(2, 3, 2, 2)),
     Case("Identity", layer.Identity, (3, 4), output_shape=(3, 4)),
     Case("ReLU", layer.ReLU, (3, 4), kinks=(0.0,), output_shape=(3, 4)),
     Case("LeakyReLU", lambda: layer.LeakyReLU(0.1), (3, 4), kinks=(0.0,)),
@@ -56,6 +58,9 @@ CORE_CASES = [
     Case("Reshape", lambda: layer.Reshape((2, -1)), (3, 4, 2), output_shape=(3, 2, 4)),
     Case("Flatten", layer.Flatten, (2, 3, 2, 2), output_shape=(2, 12)),
     Case("Dropout", lambda: layer.Dropout(0.4, rng=0), (6, 5), train_differs=True),
+    Case("Dropout-NTC", lambda: layer.Dropout(0.3, rng=1), (2, 5, 4), train_differs=True),
+    Case("GELU-NTC", layer.GELU, (2, 3, 4)),
+    Case("Softmax-NTC", layer.Softmax, (2, 3, 4)),
 ]
 
 from layer_cases_conv import CONV_CASES  # noqa: E402 - convolution, pooling, normalization (its own module)

@@ -44,10 +44,10 @@ def test_activation_matches_pytorch(name, make, reference):
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_dense_matches_pytorch_linear(bias):
+@pytest.mark.parametrize("bias,lead", [(True, (6,)), (False, (6,)), (True, (2, 4)), (False, (2, 3, 2))])
+def test_dense_matches_pytorch_linear(bias, lead):
     rng = np.random.default_rng(0)
-    x, g = rng.normal(size=(6, 5)), rng.normal(size=(6, 3))
+    x, g = rng.normal(size=(*lead, 5)), rng.normal(size=(*lead, 3))  # any leading axes, as nn.Linear
     with backend.default_dtype("float64"):
         dense = layer.Dense(3, bias=bias)
         y = dense.forward(x)

@@ -12,7 +12,11 @@ from nnframe.layer.base import Layer
 
 
 class Dense(Layer):
-    """``y = x @ w + b``, with the number of input features inferred on first forward.
+    """``y = x @ w + b`` over the last axis, with the number of input features inferred on first forward.
+
+    Input may have any number of leading axes (``(N, D_in)``, ``(N, T, D_in)``, ...):
+    they are folded into one row axis for the product, so a ``Dense`` after a
+    recurrent layer with ``return_sequences=True`` applies the same weights at every step.
 
     Args:
         num_out: output features ``D_out``.
@@ -21,7 +25,7 @@ class Dense(Layer):
         bias: whether to learn ``b``.
 
     Shapes:
-        input ``(N, D_in)``, output ``(N, D_out)``;
+        input ``(N, ..., D_in)``, output ``(N, ..., D_out)``;
         ``params["w"]``: ``(D_in, D_out)``, ``params["b"]``: ``(D_out,)``.
     """
 
@@ -49,31 +53,34 @@ class Dense(Layer):
         return ("w", "b") if self.bias else ("w",)
 
     def forward(self, inputs: Array) -> Array:
-        if inputs.ndim != 2:
+        if inputs.ndim < 2:
             raise ShapeError(
-                f"Dense expects input of shape (N, D_in), got shape {tuple(inputs.shape)}; "
-                "put a Flatten layer before it for images"
+                f"Dense expects input of shape (N, ..., D_in) with at least 2 axes, got shape "
+                f"{tuple(inputs.shape)}"
             )
         if not self.is_init:
-            self.shapes["w"][0] = inputs.shape[1]
+            self.shapes["w"][0] = inputs.shape[-1]
             self._init_params()
         w = self.params["w"]
-        if inputs.shape[1] != w.shape[0]:
+        if inputs.shape[-1] != w.shape[0]:
             raise ShapeError(
-                f"Dense was built for {w.shape[0]} input features, got input of shape "
-                f"{tuple(inputs.shape)} ({inputs.shape[1]} features)"
+                f"Dense was built for {w.shape[0]} input features (last axis), got input of shape "
+                f"{tuple(inputs.shape)} ({inputs.shape[-1]} features)"
             )
         if inputs.dtype != w.dtype:
             raise ShapeError(f"{self.name}: expected input of dtype {w.dtype}, got {inputs.dtype}")
-        self.ctx = {"X": inputs}
-        out = inputs @ w
+        x = inputs.reshape(-1, w.shape[0]) if inputs.ndim > 2 else inputs  # (N*..., D_in)
+        self.ctx = {"X": x, "shape": inputs.shape}
+        out = x @ w  # (N*..., D_out)
         if self.bias:
             out += self.params["b"]
-        return out
+        return out.reshape(*inputs.shape[:-1], w.shape[1]) if inputs.ndim > 2 else out
 
     def backward(self, grad: Array) -> Array | None:
         xp = backend.xp()
-        x = self.ctx["X"]
+        x, shape = self.ctx["X"], self.ctx["shape"]
+        if grad.ndim > 2:
+            grad = grad.reshape(-1, grad.shape[-1])  # (N*..., D_out)
         xp.matmul(x.T, grad, out=self._grad_buffer("w"))
         if self.bias:
             # column sums as ones @ grad: one BLAS call, ~4x faster than grad.sum(axis=0)
@@ -84,7 +91,8 @@ class Dense(Layer):
             xp.dot(self._ones, grad, out=self._grad_buffer("b"))
         if not self.requires_input_grad:
             return None
-        return grad @ self.params["w"].T
+        dx = grad @ self.params["w"].T  # (N*..., D_in)
+        return dx.reshape(shape) if len(shape) > 2 else dx
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
