@@ -401,7 +401,8 @@ def test_bad_checkpoints_are_one_line(tmp_path, trained):
     ('{"layers": []}', "at least one layer"),
     ('{"layers": [{"class": "Warp", "config": {}}]}', "unknown layer class 'Warp'"),
     ('{"layers": [{"class": "Dense", "config": {"units": 3}}]}', "units"),
-    ('{"layers": [{"class": "Dense", "config": {"num_out": 10}}]}', "does not fit"),
+    ('{"layers": [{"class": "Reshape", "config": {"shape": [5, -1]}}]}', "does not fit"),
+    ('{"layers": [{"class": "Dense", "config": {"num_out": 10}}]}', "(28, 28, 10) per image"),  # Dense: last axis
     ('{"layers": [{"class": "Flatten"}, {"class": "Dense", "config": {"num_out": 3}}]}', "one score per class"),
 ])
 def test_bad_model_specs_are_one_line(tmp_path, content, fragment):

@@ -64,8 +64,8 @@ class Dense(Layer):
         w = self.params["w"]
         if inputs.shape[-1] != w.shape[0]:
             raise ShapeError(
-                f"Dense was built for {w.shape[0]} input features (last axis), got input of shape "
-                f"{tuple(inputs.shape)} ({inputs.shape[-1]} features)"
+                f"Dense was built for {w.shape[0]} input features, got input of shape "
+                f"{tuple(inputs.shape)} ({inputs.shape[-1]} features on the last axis)"
             )
         if inputs.dtype != w.dtype:
             raise ShapeError(f"{self.name}: expected input of dtype {w.dtype}, got {inputs.dtype}")
