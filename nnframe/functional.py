@@ -453,3 +453,15 @@ def channel_rows(x: Array) -> tuple[Array, int]:
     if not x.flags.c_contiguous:
         raise ValueError("channel_rows needs a C-contiguous array (in-place updates must reach it)")
     return x.reshape(-1, reps * x.shape[-1]), reps
+
+
+def safe_softmax(x: Array, axis: int = -1) -> Array:
+    """Softmax along ``axis`` for masked scores: ``-inf`` entries get weight 0, and a slice
+    that is all ``-inf`` (every key masked) gives all zeros instead of NaN."""
+    xp = backend.xp()
+    e = x - _finite_max(x, axis)
+    xp.exp(e, out=e)
+    total = e.sum(axis=axis, keepdims=True)
+    total[total == 0.0] = 1.0  # all-masked slices: 0 / 1
+    e /= total
+    return e

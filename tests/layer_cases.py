@@ -63,6 +63,7 @@ CORE_CASES = [
     Case("Softmax-NTC", layer.Softmax, (2, 3, 4)),
 ]
 
+from layer_cases_attention import ATTENTION_CASES  # noqa: E402 - attention and positions
 from layer_cases_conv import CONV_CASES  # noqa: E402 - convolution, pooling, normalization (its own module)
 
-ALL_CASES = CORE_CASES + CONV_CASES
+ALL_CASES = CORE_CASES + CONV_CASES + ATTENTION_CASES

@@ -13,6 +13,7 @@ from nnframe.layer.activation import (
     Softplus,
     Tanh,
 )
+from nnframe.layer.attention import MultiHeadAttention
 from nnframe.layer.base import (
     Activation,
     Layer,
@@ -25,11 +26,13 @@ from nnframe.layer.dense import Dense
 from nnframe.layer.dropout import Dropout, Dropout2D
 from nnframe.layer.norm import BatchNorm, LayerNorm
 from nnframe.layer.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from nnframe.layer.position import PositionalEmbedding, SinusoidalPositionalEncoding
 from nnframe.layer.reshape import Flatten, Reshape, ZeroPad2D
 
 __all__ = [
     "AvgPool2D", "BatchNorm", "Conv1D", "Conv2D", "Conv2DTranspose", "Dropout2D", "GlobalAvgPool2D",
     "LayerNorm", "MaxPool2D", "ZeroPad2D",
+    "MultiHeadAttention", "PositionalEmbedding", "SinusoidalPositionalEncoding",
     "ELU", "GELU", "SELU", "Activation", "Dense", "Dropout", "Flatten", "Identity",
     "Layer", "LeakyReLU", "ReLU", "Reshape", "SiLU", "Sigmoid", "Softmax", "Softplus",
     "Tanh", "get_layer_class", "layer_from_config", "layer_to_config",

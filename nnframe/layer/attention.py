@@ -1,0 +1,267 @@
+"""Multi-head scaled dot-product attention (Vaswani et al., 2017, https://arxiv.org/abs/1706.03762).
+
+Sequences are NTC: a query ``(N, T, D)`` attends over keys and values ``(N, S, D)``.
+Every head is computed at once with batched matrix products over ``(N, heads)``;
+there is no Python loop over heads or over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nnframe import backend
+from nnframe import functional as F
+from nnframe import initializer as init_mod
+from nnframe import random as nn_random
+from nnframe.backend import Array
+from nnframe.errors import ShapeError
+from nnframe.layer.base import Layer, check_rate
+
+
+def _positive_int(owner: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class MultiHeadAttention(Layer):
+    """Multi-head attention: ``softmax(Q K^T / sqrt(d) + mask) V`` per head, then an output projection.
+
+    Called on one array it is self-attention (query = key = value = ``inputs``); on a
+    list ``[query, key_value]`` or ``[query, key, value]`` it is cross-attention, and
+    :meth:`backward` then returns one gradient per input, in the same order.
+
+    ``causal=True`` lets query position ``i`` see key positions ``j <= i`` only. A
+    ``key_padding_mask`` (``(N, S)`` bool, ``True`` = padding, PyTorch's convention)
+    hides padded keys. A query row whose keys are all hidden gets zero attention
+    weights (its output is the output bias), never NaN.
+
+    Parameters follow ``torch.nn.MultiheadAttention``'s layout, transposed like
+    :class:`~nnframe.layer.Dense`: ``w_qkv = in_proj_weight.T``, ``b_qkv = in_proj_bias``,
+    ``w_out = out_proj.weight.T``, ``b_out = out_proj.bias``; head ``h`` uses columns
+    ``h*d:(h+1)*d`` of each of the query, key and value blocks.
+
+    Args:
+        embed_dim: ``E``, the width of the projected queries, keys and values and of the output.
+        num_heads: number of heads; must divide ``embed_dim`` (head size ``d = E / heads``).
+        dropout: dropout rate on the attention weights (training only), in ``[0, 1)``.
+        bias: whether the projections have biases.
+        causal: mask out keys after the query's position.
+        rng: seed or generator for the dropout masks.
+
+    Shapes:
+        query ``(N, T, D)``, key and value ``(N, S, D)`` (``D`` inferred on first call,
+        shared by all three); output ``(N, T, E)``; weights ``(N, heads, T, S)``;
+        ``params["w_qkv"]``: ``(D, 3E)``, ``params["b_qkv"]``: ``(3E,)``,
+        ``params["w_out"]``: ``(E, E)``, ``params["b_out"]``: ``(E,)``.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        causal: bool = False,
+        rng: int | np.random.Generator | None = None,
+        name: str | None = None,
+    ) -> None:
+        owner = type(self).__name__
+        self.embed_dim = _positive_int(owner, "embed_dim", embed_dim)
+        self.num_heads = _positive_int(owner, "num_heads", num_heads)
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"{owner}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.bias = bool(bias)
+        self.causal = bool(causal)
+        super().__init__(name)
+        self.dropout = check_rate(owner, "dropout", dropout)
+        self.rng = nn_random.get_rng(rng)
+        e = self.embed_dim
+        self.initializers = {"w_qkv": init_mod.XavierUniform(), "w_out": init_mod.XavierUniform()}
+        self.shapes = {"w_qkv": [None, 3 * e], "w_out": [e, e]}
+        if self.bias:
+            self.initializers.update(b_qkv=init_mod.Zeros(), b_out=init_mod.Zeros())
+            self.shapes.update(b_qkv=[3 * e], b_out=[e])
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("w_qkv", "b_qkv", "w_out", "b_out") if self.bias else ("w_qkv", "w_out")
+
+    @property
+    def head_dim(self) -> int:
+        """``d = embed_dim / num_heads``."""
+        return self.embed_dim // self.num_heads
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, inputs: Array | Sequence[Array], key_padding_mask: Array | None = None,
+                return_weights: bool = False) -> Array | tuple[Array, Array]:
+        """Attend from the query over the keys; see the class docstring.
+
+        Args:
+            inputs: ``(N, T, D)`` for self-attention, or ``[query, key_value]`` /
+                ``[query, key, value]``.
+            key_padding_mask: optional ``(N, S)`` bool array, ``True`` where a key is padding.
+            return_weights: also return the attention weights ``(N, heads, T, S)``
+                (before dropout).
+
+        Returns:
+            the output ``(N, T, E)``, or ``(output, weights)``.
+        """
+        query, key, value, kind = self._split_inputs(inputs)
+        self._build_and_check(query, key, value)
+        n, t, s = query.shape[0], query.shape[1], key.shape[1]
+        e, h, d = self.embed_dim, self.num_heads, self.head_dim
+        w, b = self.params["w_qkv"], self.params.get("b_qkv")
+        if kind == "self":
+            qkv = self._project(query, w, b, 0, 3 * e).reshape(n, t, 3, h, d)
+            q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # each (N, h, T, d), views
+        else:
+            q = self._project(query, w, b, 0, e).reshape(n, t, h, d).transpose(0, 2, 1, 3)  # (N, h, T, d)
+            if kind == "kv":
+                kv = self._project(key, w, b, e, 3 * e).reshape(n, s, 2, h, d)
+                k, v = kv.transpose(2, 0, 3, 1, 4)  # each (N, h, S, d)
+            else:
+                k = self._project(key, w, b, e, 2 * e).reshape(n, s, h, d).transpose(0, 2, 1, 3)
+                v = self._project(value, w, b, 2 * e, 3 * e).reshape(n, s, h, d).transpose(0, 2, 1, 3)
+        q = q * (1.0 / math.sqrt(d))  # scaled, contiguous (N, h, T, d)
+        scores = q @ k.transpose(0, 1, 3, 2)  # (N, h, T, S)
+        hidden = self._mask(n, t, s, key_padding_mask)
+        if hidden is not None:
+            scores += backend.xp().where(hidden, -np.inf, 0.0).astype(scores.dtype)  # -inf where hidden
+        weights = F.safe_softmax(scores, axis=-1)  # (N, h, T, S); fully hidden rows are 0
+        dropped, drop_mask = self._dropout(weights)
+        ctx = (dropped @ v).transpose(0, 2, 1, 3).reshape(n, t, e)  # (N, T, h, d) -> (N, T, E)
+        out = ctx @ self.params["w_out"]
+        if self.bias:
+            out += self.params["b_out"]
+        self.ctx = {"inputs": (query, key, value), "kind": kind, "q": q, "k": k, "v": v,
+                    "weights": weights, "dropped": dropped, "drop_mask": drop_mask, "attended": ctx}
+        return (out, weights) if return_weights else out
+
+    def _split_inputs(self, inputs: Any) -> tuple[Array, Array, Array, str]:
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) == 2:
+                return inputs[0], inputs[1], inputs[1], "kv"
+            if len(inputs) == 3:
+                return inputs[0], inputs[1], inputs[2], "qkv"
+            raise ShapeError(f"{self.name}: expected one array or a list [query, key_value] or "
+                             f"[query, key, value], got a list of {len(inputs)}")
+        return inputs, inputs, inputs, "self"
+
+    def _build_and_check(self, query: Array, key: Array, value: Array) -> None:
+        for role, x in (("query", query), ("key", key), ("value", value)):
+            if getattr(x, "ndim", None) != 3:
+                raise ShapeError(f"{self.name} expects {role} of shape (N, T, D), got "
+                                 f"{getattr(x, 'shape', type(x).__name__)}")
+        if key.shape[:2] != value.shape[:2]:
+            raise ShapeError(f"{self.name}: key and value must share (N, S), got {tuple(key.shape)} "
+                             f"and {tuple(value.shape)}")
+        if query.shape[0] != key.shape[0]:
+            raise ShapeError(f"{self.name}: query and key batch sizes differ: {tuple(query.shape)} "
+                             f"vs {tuple(key.shape)}")
+        if not self.is_init:
+            self.shapes["w_qkv"][0] = query.shape[-1]
+            self._init_params()
+        features = self.params["w_qkv"].shape[0]
+        for role, x in (("query", query), ("key", key), ("value", value)):
+            if x.shape[-1] != features:
+                raise ShapeError(f"{self.name} was built for {features} features, got {role} of shape "
+                                 f"{tuple(x.shape)}")
+            self._check_dtype(x)
+
+    def _project(self, x: Array, w: Array, b: Array | None, start: int, stop: int) -> Array:
+        """``x @ w[:, start:stop] + b[start:stop]``: ``(N, L, D) -> (N, L, stop - start)``."""
+        out = x @ w[:, start:stop]
+        if b is not None:
+            out += b[start:stop]
+        return out
+
+    def _mask(self, n: int, t: int, s: int, key_padding_mask: Array | None) -> Array | None:
+        """The hidden (query, key) pairs as a bool array broadcastable to ``(N, h, T, S)``, or None."""
+        xp = backend.xp()
+        hidden = None
+        if self.causal:
+            hidden = xp.triu(xp.ones((t, s), dtype=bool), k=1)  # (T, S): key after query
+        if key_padding_mask is not None:
+            pad = xp.asarray(key_padding_mask)
+            if pad.dtype != bool or pad.shape != (n, s):
+                raise ShapeError(f"{self.name}: key_padding_mask must be a bool array of shape ({n}, {s}) "
+                                 f"(True = padding), got {pad.dtype} {tuple(pad.shape)}")
+            pad = pad[:, None, None, :]  # (N, 1, 1, S)
+            hidden = pad if hidden is None else (pad | hidden)
+        return hidden
+
+    def _dropout(self, weights: Array) -> tuple[Array, Array | None]:
+        if not self.is_training or self.dropout == 0.0:
+            return weights, None
+        keep = 1.0 - self.dropout
+        draws = self.rng.random(weights.shape, dtype=np.float32)
+        mask = backend.xp().asarray(draws < keep).astype(weights.dtype)
+        mask *= 1.0 / keep
+        return weights * mask, mask
+
+    # ----------------------------------------------------------------- backward
+    def backward(self, grad: Array) -> Array | list[Array] | None:
+        xp = backend.xp()
+        c = self.ctx
+        query, key, value = c["inputs"]
+        kind = c["kind"]
+        n, t, e = grad.shape
+        s, h, d = key.shape[1], self.num_heads, self.head_dim
+        g2 = grad.reshape(n * t, e)
+        xp.matmul(c["attended"].reshape(n * t, e).T, g2, out=self._grad_buffer("w_out"))
+        if self.bias:
+            g2.sum(axis=0, out=self._grad_buffer("b_out"))
+        d_att = (g2 @ self.params["w_out"].T).reshape(n, t, h, d).transpose(0, 2, 1, 3)  # (N, h, T, d)
+        d_v = c["dropped"].transpose(0, 1, 3, 2) @ d_att  # (N, h, S, d)
+        d_w = d_att @ c["v"].transpose(0, 1, 3, 2)  # (N, h, T, S)
+        if c["drop_mask"] is not None:
+            d_w *= c["drop_mask"]
+        # softmax backward: dscores = w * (dw - sum(dw * w))
+        weights = c["weights"]
+        d_w *= weights
+        d_w -= weights * d_w.sum(axis=-1, keepdims=True)
+        d_q = (d_w @ c["k"]) * (1.0 / math.sqrt(d))  # (N, h, T, d)
+        d_k = d_w.transpose(0, 1, 3, 2) @ c["q"]  # (N, h, S, d)
+        if kind == "self":
+            d_qkv = xp.stack((d_q, d_k, d_v), axis=0).transpose(1, 3, 0, 2, 4).reshape(n * t, 3 * e)
+            return self._project_backward(query, d_qkv, 0, 3 * e)
+        d_x = [self._project_backward(query, _merge_heads(d_q), 0, e)]
+        if kind == "kv":
+            d_kv = xp.stack((d_k, d_v), axis=0).transpose(1, 3, 0, 2, 4).reshape(n * s, 2 * e)
+            d_x.append(self._project_backward(key, d_kv, e, 3 * e))
+        else:
+            d_x.append(self._project_backward(key, _merge_heads(d_k), e, 2 * e))
+            d_x.append(self._project_backward(value, _merge_heads(d_v), 2 * e, 3 * e))
+        return d_x if self.requires_input_grad else None
+
+    def _project_backward(self, x: Array, d_out: Array, start: int, stop: int) -> Array | None:
+        """Write columns ``start:stop`` of the ``w_qkv`` (and ``b_qkv``) gradient of
+        ``x @ w[:, start:stop] + b[start:stop]`` and return ``dx``.
+
+        ``x`` is ``(N, L, D)``, ``d_out`` is ``(N * L, stop - start)``. Every backward pass
+        writes all ``3E`` columns (query, then key and value), so nothing stale remains.
+        """
+        xp = backend.xp()
+        x2 = x.reshape(-1, x.shape[-1])  # (N * L, D)
+        xp.matmul(x2.T, d_out, out=self._grad_buffer("w_qkv")[:, start:stop])
+        if self.bias:
+            d_out.sum(axis=0, out=self._grad_buffer("b_qkv")[start:stop])
+        if not self.requires_input_grad:
+            return None
+        return (d_out @ self.params["w_qkv"][:, start:stop].T).reshape(x.shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "dropout": self.dropout,
+                "bias": self.bias, "causal": self.causal, **super().get_config()}
+
+
+def _merge_heads(x: Array) -> Array:
+    """``(N, h, L, d) -> (N * L, h * d)``."""
+    n, h, length, d = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(n * length, h * d)
+
