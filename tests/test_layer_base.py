@@ -111,3 +111,76 @@ def test_redefining_a_class_in_the_same_module_replaces_it(monkeypatch):
     first, second = define(), define()  # like a notebook cell run twice
     assert first.registry_name == second.registry_name == "Twice"
     assert base.get_layer_class("Twice") is second
+
+
+class _SeedStyleScale(base.Layer):
+    """y = x * a, written the seed's way: backward writes ``self.grads["a"][...]``."""
+
+    @property
+    def param_names(self):
+        return ("a",)
+
+    def __init__(self):
+        super().__init__()
+        from nnframe import initializer
+
+        self.initializers = {"a": initializer.Normal(1.0, 0.5, rng=0)}
+        self.shapes = {"a": [None]}
+
+    def forward(self, inputs):
+        if not self.is_init:
+            self.shapes["a"][0] = inputs.shape[1]
+            self._init_params(inputs.dtype)
+        self.ctx = {"X": inputs}
+        return inputs * self.params["a"]
+
+    def backward(self, grad):
+        self.grads["a"][...] = (grad * self.ctx["X"]).sum(axis=0)
+        return grad * self.params["a"]
+
+
+def test_a_standalone_layer_can_write_its_grads_in_place_under_gradcheck():
+    # before the fix, grads was empty outside a Net: a bare KeyError: 'a'
+    import nnframe
+    from nnframe.gradcheck import smooth_input
+
+    with nnframe.backend.default_dtype("float64"):
+        report = nnframe.gradcheck(_SeedStyleScale(), smooth_input((4, 6)))
+    assert set(report) == {"input", "0.a"} and max(report.values()) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_building_a_layer_creates_zero_grads_of_the_parameters_shape_and_dtype(dtype):
+    import nnframe
+
+    with nnframe.backend.default_dtype(dtype):
+        dense = layer.Dense(3)
+        dense.forward(np.ones((2, 5), dtype=dtype))
+    for name in ("w", "b"):
+        grad = dense.grads[name]
+        assert grad.shape == dense.params[name].shape and grad.dtype == dtype
+        assert not grad.any()
+        assert dense.grad_buffer(name) is grad
+
+
+def test_grad_buffer_is_the_array_a_net_backward_fills():
+    from nnframe import net
+
+    scale = _SeedStyleScale()
+    stack = net.Net([scale])
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    stack.forward(x)
+    buffer = scale.grad_buffer("a")
+    stack.backward(np.ones((2, 3), dtype=np.float32))
+    assert buffer is scale.grads["a"]
+    np.testing.assert_array_equal(stack.grads["0.a"], x.sum(axis=0))
+    np.testing.assert_array_equal(buffer, x.sum(axis=0))
+
+
+def test_grad_buffer_names_the_layer_and_what_is_wrong():
+    dense = layer.Dense(2, name="head")
+    with pytest.raises(RuntimeError, match=r"head: parameter 'w' is not created yet \(run forward first\)"):
+        dense.grad_buffer("w")
+    dense.forward(np.ones((1, 3), dtype=np.float32))
+    with pytest.raises(KeyError, match=r"head: no parameter 'a'; parameters: \['w', 'b'\]"):
+        dense.grad_buffer("a")

@@ -9,7 +9,11 @@ A layer:
 * ``backward(grad)`` fills ``grads`` (writing in place into the arrays already
   there, which :class:`~nnframe.net.Net` makes views of one flat buffer) and returns
   the gradient with respect to its input — or ``None`` when ``requires_input_grad``
-  is ``False`` (the first layer of a net, whose input needs no gradient);
+  is ``False`` (the first layer of a net, whose input needs no gradient). Once the
+  parameters exist, ``grads[name]`` exists too (zeros of the parameter's shape and
+  dtype, standalone or in a net), so ``self.grads["w"][...] = dw`` always works;
+  :meth:`Layer.grad_buffer` returns the same array for ``out=`` arguments. Rebinding
+  ``self.grads["w"] = dw`` works as well (a net copies it into its buffer);
 * keeps the dtype it is given.
 
 Attributes (the seed's names):
@@ -88,6 +92,8 @@ class Layer:
         self._is_init = is_init
         for name in self.param_names:
             self.shapes[name] = tuple(self.params[name].shape)
+            if is_init:
+                self.grad_buffer(name)  # backward may write grads[name][...] from the start
 
     @property
     def is_training(self) -> bool:
@@ -125,17 +131,31 @@ class Layer:
             self.params[name] = self.initializers[name](self.shapes[name], dtype)
         self.is_init = True
 
-    def _grad_buffer(self, name: str) -> Array:
-        """The array to write ``grads[name]`` into: the existing one when it fits, else new.
+    def grad_buffer(self, name: str) -> Array:
+        """The array ``grads[name]`` to write the gradient of parameter ``name`` into.
 
-        Writing into the existing array keeps it a view of the net's flat gradient buffer.
+        It is the existing array when it has the parameter's shape and dtype (inside a
+        :class:`~nnframe.net.Net`, a view of the net's flat gradient buffer), else a
+        new zero array stored in ``grads[name]``. Use it as an ``out=`` argument::
+
+            xp.matmul(x.T, grad, out=self.grad_buffer("w"))
+
+        Raises:
+            KeyError: when ``name`` is not one of :attr:`param_names`.
+            RuntimeError: when the parameter has not been created yet.
         """
+        if name not in self.params:
+            raise KeyError(f"{self.name}: no parameter {name!r}; parameters: {list(self.param_names)}")
         param = self.params[name]
+        if param is None:
+            raise RuntimeError(f"{self.name}: parameter {name!r} is not created yet (run forward first)")
         grad = self.grads.get(name)
         if grad is None or grad.shape != param.shape or grad.dtype != param.dtype:
-            grad = backend.xp().empty_like(param)
+            grad = backend.xp().zeros_like(param)
             self.grads[name] = grad
         return grad
+
+    _grad_buffer = grad_buffer  # the name nnframe's own layers used first
 
     def _check_dtype(self, inputs: Array) -> None:
         """Raise :class:`ShapeError` unless ``inputs`` has the dtype of the parameters."""
