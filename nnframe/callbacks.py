@@ -314,7 +314,9 @@ class EarlyStopping(Callback):
         verbose: print a line when stopping / restoring.
 
     Attributes:
-        best, best_epoch, stopped_epoch (``None`` if training was not stopped).
+        best: the best monitored value so far.
+        best_epoch: the epoch it was reached.
+        stopped_epoch: the epoch training stopped at (``None`` if it was not stopped).
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
