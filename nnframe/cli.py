@@ -32,6 +32,7 @@ import numpy as np
 from nnframe import callbacks, data, functional, layer, loss, optimizer, plot
 from nnframe import random as nn_random
 from nnframe.errors import ShapeError
+from nnframe.interop import export_command
 from nnframe.model import Model
 from nnframe.net import Net
 
@@ -121,7 +122,7 @@ def _dataset_name(text: str) -> str:
 
 # ------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    """The ``nnframe`` argument parser with its four sub-commands."""
+    """The ``nnframe`` argument parser with its sub-commands."""
     parser = _Parser(
         prog=PROG,
         description="Train, evaluate and inspect nnframe models on MNIST, Fashion-MNIST and CIFAR-10.",
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(commands)
     _add_predict(commands)
     _add_summary(commands)
+    export_command.add_parser(commands, _positive_int)
     return parser
 
 

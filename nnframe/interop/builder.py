@@ -1,0 +1,302 @@
+"""Build a channels-last nnframe ``Net`` from a channels-first chain of operations (ONNX or PyTorch).
+
+Both importers (:mod:`nnframe.interop.onnx_import`, :mod:`nnframe.interop.torch_convert`)
+describe the source model as calls on a :class:`NetBuilder` in the source's own terms
+(NCHW tensors, OIHW kernels, ``Linear`` weights ``(D_out, D_in)``). The builder keeps track
+of how the current source tensor relates to the nnframe tensor computing it:
+
+* ``"same"``: equal (``(N, D)`` rows, or anything before the first convolution);
+* ``"cf"``: the source tensor is the nnframe tensor channels-first (nnframe NHWC, source NCHW);
+* ``"flat"``: a 2-D source tensor whose features are the nnframe tensor's in another order
+  (a channels-first flatten: the next dense layer's weight rows are permuted to match);
+* ``"unit"``: the source tensor has trailing unit axes nnframe drops (``(N, C, 1, 1)`` after
+  a global pool is nnframe's ``(N, C)``).
+
+So no transpose layer is ever needed for the usual conv -> flatten -> dense stack.
+Everything else raises :class:`ConversionError` naming the operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nnframe import layer
+from nnframe.interop import layout
+from nnframe.net import Net
+
+
+class ConversionError(ValueError):
+    """A source model (ONNX graph or PyTorch module) that has no nnframe equivalent."""
+
+
+@dataclass
+class _Spec:
+    cls: type
+    kwargs: dict[str, Any]
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    nt_params: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class NetBuilder:
+    """Collects layers from channels-first operations; :meth:`finish` builds the net.
+
+    Args:
+        input_shape: the source's per-sample input shape (no batch axis), e.g. ``(C, H, W)``.
+        channels_first: whether that input is channels-first (then the net takes ``(H, W, C)``).
+        dtype: the net's dtype.
+    """
+
+    def __init__(self, input_shape: Sequence[int], channels_first: bool, dtype: Any = np.float32) -> None:
+        self.source_shape = tuple(int(s) for s in input_shape)  # current source per-sample shape
+        rank = len(self.source_shape) + 1
+        self.kind = "cf" if channels_first and rank >= 3 else "same"
+        self.index: np.ndarray | None = None  # "flat": source feature j is nnframe feature index[j]
+        self.dtype = np.dtype(dtype)
+        self.specs: list[_Spec] = []
+        self.input_shape = self._nnframe_shape()
+
+    # ------------------------------------------------------------------ helpers
+    def _nnframe_shape(self) -> tuple[int, ...]:
+        s = self.source_shape
+        if self.kind == "cf":
+            return (*s[1:], s[0])
+        if self.kind == "unit":
+            return (s[0],)
+        return s
+
+    def _add(self, cls: type, params: dict | None = None, nt_params: dict | None = None, **kwargs: Any) -> _Spec:
+        spec = _Spec(cls, kwargs, {k: np.asarray(v, self.dtype) for k, v in (params or {}).items()},
+                     {k: np.asarray(v, self.dtype) for k, v in (nt_params or {}).items()})
+        self.specs.append(spec)
+        return spec
+
+    def _need(self, what: str, kinds: Sequence[str], rank: int | None = None) -> None:
+        if self.kind not in kinds or (rank is not None and len(self.source_shape) + 1 != rank):
+            layout_name = {"same": "as nnframe holds it", "cf": "channels-first", "flat": "a channels-first "
+                           "flattening", "unit": "with trailing unit axes"}[self.kind]
+            raise ConversionError(f"{what}: cannot map an input of shape (N, {', '.join(map(str, self.source_shape))}) "
+                                  f"held {layout_name} onto nnframe's channels-last layers")
+
+    # --------------------------------------------------------------- operations
+    def dense(self, weight: np.ndarray, bias: np.ndarray | None, what: str = "Linear") -> None:
+        """``y = x @ weight.T + bias`` with ``weight`` ``(D_out, D_in)`` on the last axis."""
+        if self.kind == "unit":
+            self.kind = "same"
+        self._need(what, ("same", "flat"))
+        w = layout.from_linear(np.asarray(weight))
+        if self.source_shape[-1] != w.shape[0]:
+            raise ConversionError(f"{what}: weight expects {w.shape[0]} input features, got input of shape "
+                                  f"(N, {', '.join(map(str, self.source_shape))})")
+        if self.kind == "flat":
+            permuted = np.empty_like(w)
+            permuted[self.index] = w  # source feature j is nnframe feature index[j]
+            w, self.kind, self.index = permuted, "same", None
+        params = {"w": w} if bias is None else {"w": w, "b": bias}
+        self._add(layer.Dense, params, num_out=int(w.shape[1]), bias=bias is not None)
+        self.source_shape = (*self.source_shape[:-1], int(w.shape[1]))
+
+    def add_bias(self, bias: np.ndarray, what: str = "Add") -> bool:
+        """Fold ``+ bias`` into the last layer when it is a bias-less Dense/convolution; ``False`` if not."""
+        if not self.specs:
+            return False
+        spec = self.specs[-1]
+        if spec.cls not in (layer.Dense, layer.Conv2D, layer.Conv1D) or spec.kwargs.get("bias", True):
+            return False
+        out = spec.params["w"].shape[-1]
+        b = np.asarray(bias).reshape(-1) if np.asarray(bias).size == out else None
+        if b is None:
+            return False
+        spec.kwargs["bias"] = True
+        spec.params["b"] = b.astype(self.dtype)
+        return True
+
+    def conv(self, weight: np.ndarray, bias: np.ndarray | None, strides: Sequence[int], pads: Sequence[int],
+             dilations: Sequence[int], groups: int, what: str = "Conv") -> None:
+        """A convolution with an OIHW (or OIL) ``weight`` and ONNX ``pads`` (begins, then ends)."""
+        weight = np.asarray(weight)
+        spatial = weight.ndim - 2
+        self._need(what, ("cf",), rank=weight.ndim)
+        begins, ends = list(pads[:spatial]), list(pads[spatial:])
+        if begins != ends:
+            if spatial != 2:
+                raise ConversionError(f"{what}: asymmetric padding {list(pads)} of a 1-D convolution")
+            self.pad([0, 0, begins[0], begins[1], 0, 0, ends[0], ends[1]], what)
+            begins = [0, 0]
+        w = layout.from_oihw(weight)
+        params = {"w": w} if bias is None else {"w": w, "b": bias}
+        out_channels = int(weight.shape[0])
+        if spatial == 2:
+            self._add(layer.Conv2D, params, out_channels=out_channels, kernel_size=list(weight.shape[2:]),
+                      stride=list(strides), padding=list(begins), dilation=list(dilations), groups=int(groups),
+                      bias=bias is not None)
+        elif spatial == 1:
+            self._add(layer.Conv1D, params, out_channels=out_channels, kernel_size=int(weight.shape[2]),
+                      stride=int(strides[0]), padding=int(begins[0]), dilation=int(dilations[0]),
+                      groups=int(groups), bias=bias is not None)
+        else:
+            raise ConversionError(f"{what}: only 1-D and 2-D convolutions exist in nnframe, got a "
+                                  f"{spatial}-D kernel of shape {weight.shape}")
+        sizes = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
+                 zip(self.source_shape[1:], begins, dilations, weight.shape[2:], strides, strict=True)]
+        self.source_shape = (out_channels, *sizes)
+
+    def conv_transpose(self, weight: np.ndarray, bias: np.ndarray | None, strides: Sequence[int],
+                       pads: Sequence[int], output_padding: Sequence[int], dilations: Sequence[int], groups: int,
+                       what: str = "ConvTranspose") -> None:
+        """A transposed 2-D convolution with weight ``(C_in, C_out, KH, KW)``."""
+        weight = np.asarray(weight)
+        self._need(what, ("cf",), rank=4)
+        if weight.ndim != 4 or groups != 1 or list(pads[:2]) != list(pads[2:]):
+            raise ConversionError(f"{what}: nnframe's Conv2DTranspose is 2-D with one group and symmetric "
+                                  f"padding; got weight {weight.shape}, group {groups}, pads {list(pads)}")
+        params = {"w": layout.from_iohw(weight)}
+        if bias is not None:
+            params["b"] = bias
+        self._add(layer.Conv2DTranspose, params, out_channels=int(weight.shape[1]),
+                  kernel_size=list(weight.shape[2:]), stride=list(strides), padding=list(pads[:2]),
+                  output_padding=list(output_padding), dilation=list(dilations), bias=bias is not None)
+        sizes = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in
+                 zip(self.source_shape[1:], strides, pads[:2], dilations, weight.shape[2:], output_padding,
+                     strict=True)]
+        self.source_shape = (int(weight.shape[1]), *sizes)
+
+    def batch_norm(self, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float,
+                   momentum: float = 0.1, what: str = "BatchNormalization") -> None:
+        """Batch normalization over axis 1 (channels) in evaluation form; ``momentum`` PyTorch's."""
+        rank = len(self.source_shape) + 1
+        if not (self.kind == "cf" or (self.kind == "same" and rank == 2)):
+            self._need(what, ("cf",))
+        momentum = min(max(float(momentum), 0.0), 0.999)
+        self._add(layer.BatchNorm, {"gamma": gamma, "beta": beta},
+                  {"running_mean": mean, "running_var": var}, momentum=momentum, eps=float(eps))
+
+    def layer_norm(self, gamma: np.ndarray, beta: np.ndarray, eps: float, what: str = "LayerNormalization") -> None:
+        """Layer normalization over the last axis."""
+        self._need(what, ("same",))
+        self._add(layer.LayerNorm, {"gamma": gamma, "beta": beta}, eps=float(eps))
+
+    def activation(self, cls: type, what: str = "", **kwargs: Any) -> None:
+        """An element-wise layer (any layout)."""
+        self._add(cls, **kwargs)
+
+    def softmax(self, axis: int, what: str = "Softmax") -> None:
+        """Softmax along the source's ``axis``."""
+        rank = len(self.source_shape) + 1
+        axis = axis % rank
+        if self.kind == "cf":
+            axis = layout.to_channels_first_perm(rank)[axis]
+        elif self.kind == "flat" and axis != 1:
+            self._need(what, ("same",))
+        elif self.kind == "unit":
+            if axis != 1:
+                self._need(what, ("same",))
+        self._add(layer.Softmax, axis=int(axis))
+
+    def pool(self, kind: str, kernel: Sequence[int], strides: Sequence[int], pads: Sequence[int],
+             count_include_pad: bool = True, what: str = "Pool") -> None:
+        """``kind`` ``"max"`` or ``"avg"`` 2-D pooling with ONNX ``pads``."""
+        self._need(what, ("cf",), rank=4)
+        if list(pads[:2]) != list(pads[2:]):
+            raise ConversionError(f"{what}: nnframe pools pad symmetrically, got pads {list(pads)}")
+        cls = layer.MaxPool2D if kind == "max" else layer.AvgPool2D
+        extra = {} if kind == "max" else {"count_include_pad": bool(count_include_pad)}
+        self._add(cls, pool_size=list(kernel), stride=list(strides), padding=list(pads[:2]), **extra)
+        sizes = [(n + 2 * p - k) // s + 1 for n, p, k, s in
+                 zip(self.source_shape[1:], pads[:2], kernel, strides, strict=True)]
+        self.source_shape = (self.source_shape[0], *sizes)
+
+    def global_avg_pool(self, keep_dims: bool = True, what: str = "GlobalAveragePool") -> None:
+        """Mean over the spatial axes; the source keeps ``(N, C, 1, 1)`` when ``keep_dims``."""
+        self._need(what, ("cf",), rank=4)
+        self._add(layer.GlobalAvgPool2D)
+        channels = self.source_shape[0]
+        self.source_shape, self.kind = ((channels, 1, 1), "unit") if keep_dims else ((channels,), "same")
+
+    def flatten(self, what: str = "Flatten") -> None:
+        """Flatten every axis after the batch."""
+        size = int(np.prod(self.source_shape))
+        if self.kind == "cf":
+            self.index = layout.flatten_order(self._nnframe_shape())
+            self._add(layer.Flatten)
+            self.kind = "flat"
+        elif self.kind == "unit":
+            self.kind = "same"
+        elif len(self.source_shape) > 1:
+            self._add(layer.Flatten)
+        self.source_shape = (size,)
+
+    def reshape(self, shape: Sequence[int], what: str = "Reshape") -> None:
+        """Reshape every sample to ``shape`` (batch axis excluded; one -1 allowed)."""
+        shape = [int(s) for s in shape]
+        size = int(np.prod(self.source_shape))
+        if -1 in shape:
+            shape[shape.index(-1)] = size // int(np.prod([s for s in shape if s != -1]))
+        if int(np.prod(shape)) != size:
+            raise ConversionError(f"{what}: cannot reshape (N, {self.source_shape}) to (N, {shape})")
+        if len(shape) == 1:
+            return self.flatten(what)
+        if tuple(shape) == self.source_shape:
+            return None
+        if self.kind == "unit" and len(shape) == 1:
+            return self.flatten(what)
+        self._need(what, ("same",))
+        self._add(layer.Reshape, shape=shape)
+        self.source_shape = tuple(shape)
+        return None
+
+    def transpose(self, perm: Sequence[int], what: str = "Transpose") -> None:
+        """Permute the axes (batch axis fixed): only moves between channels-last and channels-first."""
+        rank = len(self.source_shape) + 1
+        perm = [int(p) % rank for p in perm]
+        current = tuple(range(rank)) if self.kind == "same" else layout.to_channels_first_perm(rank)
+        if self.kind not in ("same", "cf") or len(perm) != rank or perm[0] != 0:
+            raise ConversionError(f"{what}: cannot permute axes {perm} of (N, {self.source_shape})")
+        combined = tuple(current[p] for p in perm)
+        if combined == tuple(range(rank)):
+            self.kind = "same"
+        elif combined == layout.to_channels_first_perm(rank):
+            self.kind = "cf"
+        else:
+            raise ConversionError(f"{what}: the permutation {perm} is neither channels-first nor channels-last; "
+                                  "nnframe has no transpose layer")
+        self.source_shape = tuple(self.source_shape[p - 1] for p in perm[1:])
+
+    def pad(self, pads: Sequence[int], what: str = "Pad") -> None:
+        """Zero padding of a 4-D tensor with ONNX ``pads`` (begins, then ends, batch axis included)."""
+        pads = [int(p) for p in pads]
+        if len(pads) != 8 or min(pads) < 0:
+            raise ConversionError(f"{what}: only non-negative zero padding of 4-D tensors, got pads {pads}")
+        b, e = pads[:4], pads[4:]
+        if self.kind == "cf" and b[:2] == e[:2] == [0, 0]:
+            top, left, bottom, right = b[2], b[3], e[2], e[3]
+        elif self.kind == "same" and b[0] == e[0] == b[3] == e[3] == 0:
+            top, left, bottom, right = b[1], b[2], e[1], e[2]
+        else:
+            raise ConversionError(f"{what}: only padding of the two spatial axes maps to ZeroPad2D, got pads {pads}")
+        self._add(layer.ZeroPad2D, padding=[left, right, top, bottom])
+        axes = (1, 2) if self.kind == "cf" else (0, 1)
+        shape = list(self.source_shape)
+        shape[axes[0]] += top + bottom
+        shape[axes[1]] += left + right
+        self.source_shape = tuple(shape)
+
+    # ------------------------------------------------------------------- finish
+    def finish(self) -> Net:
+        """The built net in evaluation mode, with every weight set."""
+        if self.kind == "flat":
+            raise ConversionError("the model ends in a channels-first flatten that no dense layer follows; "
+                                  "its output order has no nnframe equivalent")
+        layers = [spec.cls(**spec.kwargs) for spec in self.specs]
+        net = Net(layers, dtype=self.dtype)
+        net.build((1, *self.input_shape))
+        state = {f"{i}.{k}": v for i, spec in enumerate(self.specs) for k, v in {**spec.params,
+                                                                                 **spec.nt_params}.items()}
+        try:
+            net.load_state_dict(state)
+        except ValueError as exc:
+            raise ConversionError(f"the converted weights do not fit the nnframe layers: {exc}") from None
+        return net.eval()

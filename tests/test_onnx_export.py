@@ -1,0 +1,190 @@
+"""ONNX export (nnframe.onnx.export), checked in ONNX Runtime against Model.predict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from layer_cases import ALL_CASES, Case
+
+from nnframe import backend, layer, loss, optimizer
+from nnframe.gradcheck import smooth_input
+from nnframe.model import Model
+from nnframe.net import Net
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+nnframe_onnx = pytest.importorskip("nnframe.onnx")
+from nnframe.interop import onnx_export  # noqa: E402 - after the importorskip of onnx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_onnx(path, x: np.ndarray) -> np.ndarray:
+    """The exported file's output for ``x`` in ONNX Runtime (CPU)."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})[0]
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray) -> None:
+    """float32 agreement to 1e-5 relative (to each value, or to the output's scale near zero)."""
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+def _model(net: Net) -> Model:
+    return Model(net, loss.MSE(), optimizer.SGD(lr=0.1))
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
+def test_every_layer_family_runs_in_onnx_runtime_like_predict(case: Case, tmp_path):
+    model = _model(Net([case.make()]))
+    per_sample = case.input_shape[1:]
+    x7 = smooth_input((7, *per_sample), seed=3, kinks=case.kinks).astype(np.float32)
+    model.predict(x7)  # builds the layer (and warms nothing: predict runs in evaluation mode)
+    path = tmp_path / "layer.onnx"
+    if type(model.net.layers[0]) not in onnx_export._CONVERTERS:
+        name = type(model.net.layers[0]).__name__
+        with pytest.raises(onnx_export.ExportError, match=f"cannot export layer 0 .*class {name}"):
+            nnframe_onnx.export(model, path)
+        assert not path.exists()
+        return
+    nnframe_onnx.export(model, path)
+    onnx.checker.check_model(str(path), full_check=True)
+    for x in (x7[:1], x7):  # batch sizes 1 and 7 through one file: the batch axis is dynamic
+        assert_close(run_onnx(path, x), model.predict(x))
+
+
+def _cnn() -> Net:
+    return Net([
+        layer.Conv2D(4, 3, padding="same", bias=False), layer.MaxPool2D(2), layer.BatchNorm(), layer.ReLU(),
+        layer.Conv2D(6, 3, stride=2), layer.GELU(), layer.ZeroPad2D(1), layer.AvgPool2D(2),
+        layer.Flatten(), layer.Dropout(0.25), layer.Dense(8), layer.LayerNorm(), layer.SiLU(),
+        layer.Dense(3), layer.Softmax(),
+    ])
+
+
+def test_a_cnn_keeps_nchw_between_conv_layers_and_matches(tmp_path):
+    model = _model(_cnn())
+    x = smooth_input((5, 12, 10, 2), seed=1).astype(np.float32)
+    model.fit(x, np.zeros((5, 3), np.float32), epochs=1, batch_size=5, verbose=0)  # non-trivial BN statistics
+    proto = nnframe_onnx.export(model, tmp_path / "cnn.onnx")
+    ops = [node.op_type for node in proto.graph.node]
+    # one transpose in (before the first conv), one out (before Flatten): none between conv, pool, BN, ReLU
+    assert ops.count("Transpose") == 2, ops
+    assert ops.index("Transpose", 1) == ops.index("Flatten") - 1
+    assert_close(run_onnx(tmp_path / "cnn.onnx", x), model.predict(x))
+
+
+def test_input_and_output_have_a_dynamic_batch_axis_and_nhwc_shape(tmp_path):
+    net = Net([layer.Conv2D(2, 3), layer.Flatten(), layer.Dense(4)])
+    proto = nnframe_onnx.export(net, tmp_path / "m.onnx", input_shape=(6, 5, 3))
+    (inp,), (out,) = proto.graph.input, proto.graph.output
+    assert (inp.name, out.name) == ("input", "output")
+    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    assert dims == ["N", 6, 5, 3]
+    assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["N", 4]
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_metadata_carries_class_names_and_normalisation(tmp_path):
+    model = _model(Net([layer.Flatten(), layer.Dense(3)]))
+    model.metadata = {"dataset": "toy", "class_names": ["a", "b", "c"],
+                      "preprocessing": {"standardize": {"mean": [0.5], "std": [0.25]}}}
+    model.predict(np.zeros((1, 4, 4, 1), np.float32))
+    path = tmp_path / "m.onnx"
+    nnframe_onnx.export(model, path, metadata={"note": "hello"})
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(props["class_names"]) == ["a", "b", "c"]
+    assert json.loads(props["preprocessing"]) == {"standardize": {"mean": [0.5], "std": [0.25]}}
+    assert props["dataset"] == "toy" and props["note"] == "hello"
+    assert props["input_layout"] == "NHWC" and json.loads(props["input_shape"]) == [4, 4, 1]
+    assert nnframe_onnx.metadata(path)["class_names"] == ["a", "b", "c"]
+    meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
+    assert json.loads(meta.custom_metadata_map["class_names"]) == ["a", "b", "c"]
+
+
+class Doubler(layer.Layer):
+    """A custom layer without a converter."""
+
+    def forward(self, inputs):
+        return inputs * 2
+
+    def backward(self, grad):
+        return grad * 2
+
+
+def test_an_unexportable_layer_is_named_and_no_file_is_left(tmp_path):
+    net = Net([layer.Dense(3), Doubler(), layer.ReLU()])
+    net.forward(np.zeros((1, 2), np.float32))
+    path = tmp_path / "m.onnx"
+    with pytest.raises(onnx_export.ExportError, match=r"cannot export layer 1 \(Doubler, class Doubler\).*Dense"):
+        nnframe_onnx.export(net, path)
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary file
+    path.write_bytes(b"old")
+    with pytest.raises(onnx_export.ExportError):
+        nnframe_onnx.export(net, path)
+    assert path.read_bytes() == b"old"
+
+
+def test_bad_arguments_are_reported():
+    net = Net([layer.Dense(3)])
+    with pytest.raises(onnx_export.ExportError, match="input shape is unknown"):
+        nnframe_onnx.export(net, "unused.onnx")
+    with pytest.raises(onnx_export.ExportError, match="input_shape must be .* got \\(0, 3\\)"):
+        nnframe_onnx.export(net, "unused.onnx", input_shape=(0, 3))
+    with pytest.raises(onnx_export.ExportError, match="opset must be an integer from 17 .* got 11"):
+        nnframe_onnx.export(net, "unused.onnx", input_shape=(2,), opset=11)
+    with pytest.raises(TypeError, match="expected a nnframe Model or Net, got list"):
+        nnframe_onnx.export([net], "unused.onnx")
+
+
+def test_opset_20_uses_the_gelu_operator(tmp_path):
+    net = Net([layer.Dense(4), layer.GELU("tanh"), layer.Dense(2), layer.GELU()])
+    x = smooth_input((3, 5), seed=2).astype(np.float32)
+    proto = nnframe_onnx.export(net, tmp_path / "g.onnx", input_shape=(5,), opset=20)
+    assert [n.op_type for n in proto.graph.node].count("Gelu") == 2
+    assert_close(run_onnx(tmp_path / "g.onnx", x), _model(net).predict(x))
+
+
+def test_float64_nets_export_as_double(tmp_path):
+    with backend.default_dtype("float64"):
+        net = Net([layer.Dense(3), layer.Tanh()])
+        x = smooth_input((2, 4), seed=0)
+        nnframe_onnx.export(net, tmp_path / "d.onnx", input_shape=(4,))
+    np.testing.assert_allclose(run_onnx(tmp_path / "d.onnx", x), _model(net).predict(x), rtol=1e-12)
+
+
+def test_importing_nnframe_onnx_and_the_cli_loads_no_optional_dependency():
+    code = ("import sys, nnframe, nnframe.onnx, nnframe.cli; "
+            "print(sorted(m for m in ('onnx', 'onnxruntime', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, cwd=REPO)
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_export_writes_a_file_that_predicts_like_the_checkpoint(tmp_path, capsys):
+    from nnframe.cli import main
+
+    model = Model(Net([layer.Conv2D(3, 3), layer.ReLU(), layer.Flatten(), layer.Dense(4)]),
+                  loss.SoftmaxCrossEntropy(), optimizer.Adam())
+    model.metadata = {"class_names": ["w", "x", "y", "z"],
+                      "preprocessing": {"standardize": {"mean": [0.2], "std": [0.3]}}}
+    x = smooth_input((7, 6, 6, 1), seed=4).astype(np.float32)
+    model.fit(x, np.arange(7) % 4, epochs=1, batch_size=7, verbose=0)
+    ckpt, out = tmp_path / "m.safetensors", tmp_path / "m.onnx"
+    model.save(ckpt)
+    assert main(["export", str(ckpt), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "input 'input' ('N', 6, 6, 1)" in printed and "class_names (4)" in printed
+    assert_close(run_onnx(out, x), model.predict(x))
+    assert nnframe_onnx.metadata(out)["preprocessing"]["standardize"]["std"] == [0.3]
+    assert main(["export", str(tmp_path / "missing.safetensors"), str(out)]) == 1
+    assert "checkpoint" in capsys.readouterr().err
+    assert main(["export", str(ckpt), str(out), "--opset", "9"]) == 1
+    assert "opset must be an integer from 17" in capsys.readouterr().err

@@ -1,0 +1,139 @@
+"""ONNX import (nnframe.onnx.load): nnframe's own files, torch.onnx.export's, unsupported operators."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from layer_cases import ALL_CASES, Case
+
+from nnframe import layer, loss, optimizer
+from nnframe.gradcheck import smooth_input
+from nnframe.model import Model
+from nnframe.net import Net
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+nnframe_onnx = pytest.importorskip("nnframe.onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+from nnframe.interop import onnx_export, onnx_import  # noqa: E402
+
+#: exported as several elementwise operators at opset 17, which the importer does not fold back
+DECOMPOSED = {"GELU", "SiLU", "Softplus"}
+
+
+def _ort(path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def _close(actual: np.ndarray, expected: np.ndarray) -> None:
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+ROUND_TRIP = [c for c in ALL_CASES if type(c.make()) in onnx_export._CONVERTERS]
+
+
+@pytest.mark.parametrize("case", ROUND_TRIP, ids=[c.id for c in ROUND_TRIP])
+def test_nnframe_export_then_import_gives_the_same_net(case: Case, tmp_path):
+    net = Net([case.make()]).eval()
+    x = smooth_input(case.input_shape, seed=5, kinks=case.kinks).astype(np.float32)
+    expected = net.forward(x)
+    path = tmp_path / "m.onnx"
+    nnframe_onnx.export(net, path)
+    if type(net.layers[0]).__name__ in DECOMPOSED and not (type(net.layers[0]) is layer.Softplus
+                                                           and net.layers[0].beta == 1.0):
+        with pytest.raises(onnx_import.UnsupportedOperatorError, match="Mul"):
+            nnframe_onnx.load(path)
+        return
+    imported = nnframe_onnx.load(path)
+    _close(imported.forward(x), expected)
+    _close(imported.forward(x), _ort(path, x))
+
+
+def test_a_channels_first_flatten_permutes_the_next_dense_layer(tmp_path):
+    """A torch-style NCHW graph: Conv -> Relu -> Flatten -> Gemm, with a 3x3 map before the flatten."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
+    fc = rng.normal(size=(5, 4 * 3 * 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+         helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Flatten", ["r"], ["f"], axis=1),
+         helper.make_node("Gemm", ["f", "fc", "b"], ["y"], transB=1)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 6, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+        initializer=[onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(fc, "fc"),
+                     onnx.numpy_helper.from_array(np.arange(5, dtype=np.float32), "b")])
+    path = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    net = nnframe_onnx.load(path)
+    assert [type(lay).__name__ for lay in net.layers] == ["Conv2D", "ReLU", "Flatten", "Dense"]
+    x = rng.normal(size=(7, 2, 6, 5)).astype(np.float32)
+    _close(net.forward(x.transpose(0, 2, 3, 1)), _ort(path, x))  # the net takes NHWC
+
+
+def _torch_sequential(torch):
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=False), nn.ELU(), nn.AvgPool2d(3, 2, padding=1),
+        nn.Flatten(), nn.Dropout(0.3), nn.Linear(6 * 3 * 3, 8), nn.Tanh(), nn.Linear(8, 3), nn.Softmax(-1))
+
+
+def test_a_torch_onnx_export_imports_matches_onnx_runtime_and_fine_tunes(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = _torch_sequential(torch)
+    with torch.no_grad():
+        module[1].running_mean.uniform_(-1, 1)
+        module[1].running_var.uniform_(0.5, 2)
+    module.eval()
+    x = np.random.default_rng(1).normal(size=(7, 2, 11, 12)).astype(np.float32)
+    path = tmp_path / "torch.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "N"}})
+    net = nnframe_onnx.load(path)
+    x_nhwc = x.transpose(0, 2, 3, 1)
+    _close(net.forward(x_nhwc), _ort(path, x))
+    with torch.no_grad():
+        _close(net.forward(x_nhwc), module(torch.from_numpy(x)).numpy())
+    model = Model(net, loss.MSE(), optimizer.SGD(lr=0.5))  # fine-tuning: the loss goes down
+    target = np.eye(3, dtype=np.float32)[np.arange(7) % 3]
+    before = model.evaluate(x_nhwc, target)["loss"]
+    model.fit(x_nhwc, target, epochs=5, batch_size=7, verbose=0)
+    assert model.evaluate(x_nhwc, target)["loss"] < before
+
+
+def test_unsupported_operators_are_listed_in_one_error(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("HardSwish", ["a"], ["b"]),
+         helper.make_node("Cos", ["b"], ["c"]), helper.make_node("HardSwish", ["c"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    path = tmp_path / "u.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(onnx_import.UnsupportedOperatorError,
+                       match=r"does not support: Cos \(x1\), HardSwish \(x2\); supported: .*Conv"):
+        nnframe_onnx.load(path)
+
+
+def test_graphs_that_are_not_one_chain_are_refused_by_node(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Sigmoid", ["x"], ["b"]),
+         helper.make_node("MatMul", ["a", "b"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    path = tmp_path / "branch.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(onnx_import.ConversionError, match="Sigmoid node .* single chain"):
+        nnframe_onnx.load(path)
+
+
+def test_input_layout_is_checked():
+    with pytest.raises(ValueError, match="input_layout must be"):
+        onnx_import._channels_first(None, "nhwc", 4)
