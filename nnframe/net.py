@@ -18,7 +18,7 @@ import numpy as np
 from nnframe import backend
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
-from nnframe.layer.base import Layer, layer_from_config, layer_to_config
+from nnframe.layer.base import Layer, forward_with_mask, layer_from_config, layer_to_config
 from nnframe.parameter import ParamBuffer, ParamLayout
 
 
@@ -50,12 +50,14 @@ class Net:
 
     # ----------------------------------------------------------------- the seed's API
     def forward(self, inputs: Array) -> Array:
-        """Run every layer in order and return the output."""
+        """Run every layer in order and return the output (a mask of padded steps rides along,
+        see :func:`~nnframe.layer.base.forward_with_mask`)."""
         x = self._cast_input(inputs)
         self.input_shape = tuple(int(s) for s in x.shape[1:])
+        mask = None
         for index, layer in enumerate(self.layers):
             try:
-                x = layer.forward(x)
+                x, mask = forward_with_mask(layer, x, mask)
             except ShapeError as exc:
                 raise ShapeError(f"layer {index} ({layer.name}): {exc}") from None
         if self._params is None or not self._all_built():

@@ -25,6 +25,8 @@ class Case:
         train_differs: whether output differs between train and eval mode.
         gradcheck: extra keyword arguments for ``nnframe.gradcheck``.
         output_shape: expected output shape, if it is worth pinning.
+        ids: for layers that take integer ids (Embedding): the input is drawn from
+            ``0 .. ids - 1`` instead of a float normal sample.
     """
 
     id: str
@@ -34,6 +36,7 @@ class Case:
     train_differs: bool = False
     gradcheck: dict = field(default_factory=dict)
     output_shape: tuple[int, ...] | None = None
+    ids: int | None = None
 
 
 CORE_CASES = [
@@ -65,5 +68,6 @@ CORE_CASES = [
 
 from layer_cases_attention import ATTENTION_CASES  # noqa: E402 - attention and positions
 from layer_cases_conv import CONV_CASES  # noqa: E402 - convolution, pooling, normalization (its own module)
+from layer_cases_seq import SEQ_CASES  # noqa: E402 - embeddings and recurrent layers
 
-ALL_CASES = CORE_CASES + CONV_CASES + ATTENTION_CASES
+ALL_CASES = CORE_CASES + CONV_CASES + ATTENTION_CASES + SEQ_CASES

@@ -17,6 +17,7 @@ from nnframe.layer.attention import MultiHeadAttention
 from nnframe.layer.base import (
     Activation,
     Layer,
+    forward_with_mask,
     get_layer_class,
     layer_from_config,
     layer_to_config,
@@ -24,6 +25,7 @@ from nnframe.layer.base import (
 from nnframe.layer.conv import Conv1D, Conv2D, Conv2DTranspose
 from nnframe.layer.dense import Dense
 from nnframe.layer.dropout import Dropout, Dropout2D
+from nnframe.layer.embedding import Embedding, Masking
 from nnframe.layer.norm import BatchNorm, LayerNorm
 from nnframe.layer.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from nnframe.layer.position import PositionalEmbedding, SinusoidalPositionalEncoding
@@ -36,4 +38,5 @@ __all__ = [
     "ELU", "GELU", "SELU", "Activation", "Dense", "Dropout", "Flatten", "Identity",
     "Layer", "LeakyReLU", "ReLU", "Reshape", "SiLU", "Sigmoid", "Softmax", "Softplus",
     "Tanh", "get_layer_class", "layer_from_config", "layer_to_config",
+    "Embedding", "Masking", "forward_with_mask",
 ]

@@ -40,6 +40,14 @@ class Layer:
     #: ``True`` for layers whose input is integer indices (e.g. embeddings): the net
     #: then passes integer input through instead of casting it to the float dtype.
     accepts_integer_input: ClassVar[bool] = False
+    #: The mask route (Keras's): a boolean ``(N, T)`` array of valid steps made by
+    #: ``Embedding(mask_padding=True)`` or ``Masking`` travels with the activations through a
+    #: :class:`~nnframe.net.Net` (see :func:`forward_with_mask`). ``True`` for layers whose
+    #: ``forward`` takes a ``mask=`` keyword (the recurrent layers).
+    accepts_mask: ClassVar[bool] = False
+    #: ``True`` for layers that act on the last axis only (activations, ``Dense``, ``Dropout``,
+    #: ``LayerNorm``): a mask over the leading axes passes through them unchanged.
+    propagates_mask: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None) -> None:
         self._name = name
@@ -77,6 +85,15 @@ class Layer:
     def forward(self, inputs: Array) -> Array:
         """Compute the output from ``inputs``, caching in ``ctx`` what backward needs."""
         raise NotImplementedError
+
+    def compute_mask(self, inputs: Array, mask: Array | None) -> Array | None:
+        """The mask the next layer receives, given this layer's input and input mask.
+
+        Default: the input mask for layers with ``propagates_mask``, else ``None``.
+        Layers that make a mask (``Embedding``, ``Masking``) or change the time axis
+        (a recurrent layer without ``return_sequences``) override it.
+        """
+        return mask if self.propagates_mask else None
 
     def backward(self, grad: Array) -> Array | None:
         """Fill ``grads`` from the output gradient and return the input gradient."""
@@ -175,9 +192,13 @@ class Layer:
 class Activation(Layer):
     """An element-wise layer defined by ``forward_func`` and its derivative ``backward_func``.
 
+    Element-wise, so it passes a mask on unchanged (``propagates_mask``).
+
     ``backward`` returns ``backward_func(inputs) * grad`` (the seed's design).
     Subclasses may override ``backward`` to reuse the output instead of the input.
     """
+
+    propagates_mask: ClassVar[bool] = True
 
     def forward(self, inputs: Array) -> Array:
         self.ctx = {"X": inputs}
@@ -193,6 +214,27 @@ class Activation(Layer):
     def backward_func(self, inputs: Array) -> Array:
         """The derivative ``f'(x)``, element-wise."""
         raise NotImplementedError
+
+
+def forward_with_mask(layer: Layer, inputs: Array, mask: Array | None) -> tuple[Array, Array | None]:
+    """Run ``layer.forward`` on the mask route; return ``(output, mask for the next layer)``.
+
+    Containers (``Net``, graphs) call this instead of ``layer.forward`` so that a mask
+    made by one layer reaches the layers after it: a layer with ``accepts_mask`` gets it as
+    ``forward(inputs, mask=mask)``; one with ``propagates_mask`` passes it on.
+
+    Raises:
+        ShapeError: when a mask reaches a layer that can neither use nor pass it on
+            (e.g. ``Flatten`` after ``Embedding(mask_padding=True)``).
+    """
+    if mask is not None and not (layer.accepts_mask or layer.propagates_mask):
+        raise ShapeError(
+            f"{layer.name} cannot take the mask of padded steps made by an earlier layer "
+            "(Embedding(mask_padding=True) or Masking); put it after a layer that consumes the mask "
+            "(a recurrent layer without return_sequences) or drop mask_padding"
+        )
+    out = layer.forward(inputs, mask=mask) if layer.accepts_mask else layer.forward(inputs)
+    return out, layer.compute_mask(inputs, mask)
 
 
 def get_layer_class(name: str) -> type[Layer]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from nnframe import backend
 from nnframe import initializer as init_mod
@@ -28,6 +28,8 @@ class Dense(Layer):
         input ``(N, ..., D_in)``, output ``(N, ..., D_out)``;
         ``params["w"]``: ``(D_in, D_out)``, ``params["b"]``: ``(D_out,)``.
     """
+
+    propagates_mask: ClassVar[bool] = True  # acts on the last axis only
 
     def __init__(
         self,

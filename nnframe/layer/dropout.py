@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -22,6 +22,8 @@ class Dropout(Layer):
         rate: drop probability in ``[0, 1)``.
         rng: seed or generator for the masks (default: a child of the global generator).
     """
+
+    propagates_mask: ClassVar[bool] = True  # acts on the last axis only
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ rows, ``(N, T, C)`` sequences and ``(N, H, W, C)`` images alike.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from nnframe import backend
 from nnframe import functional as F
@@ -164,6 +164,8 @@ class LayerNorm(_Affine):
 
     Shapes: input and output ``(..., D)``; ``params["gamma"]``, ``params["beta"]``: ``(D,)``.
     """
+
+    propagates_mask: ClassVar[bool] = True  # per position: padded steps do not touch the others
 
     def __init__(self, eps: float = 1e-5, name: str | None = None) -> None:
         super().__init__(eps, name)
