@@ -1,8 +1,11 @@
 """``python -m benchmarks SUITE [options]``: run one benchmark suite.
 
-Suites: ``mlp`` (the seed's MLP: nnframe vs PyTorch vs a NumPy loop) and ``lenet``
-(when ``benchmarks/lenet.py`` is present). ``--threads N`` is read here, before
-NumPy is imported, and put in the environment so that the BLAS starts with N threads.
+Suites: see :data:`SUITES` (``python -m benchmarks`` lists them). Two things happen
+here, before any suite imports NumPy: ``--threads N`` is put in the environment so that
+the BLAS starts with N threads, and :func:`benchmarks.common.clear_blas_overrides`
+unsets ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` (for this process and the children
+it starts), so NumPy's BLAS runs the kernels it would pick on a user's machine.
+``--keep-blas-env`` (before the suite name) keeps them instead.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from benchmarks import common
 SUITES = {
     "mlp": ("benchmarks.mlp", "the seed's 784-200-100-70-30-10 MLP: nnframe vs PyTorch vs a NumPy loop"),
     "lenet": ("benchmarks.lenet", "LeNet (provided by benchmarks/lenet.py)"),
+    "cnn": ("benchmarks.cnn", "CIFAR-size CNN (conv-BN-ReLU x4, 2 max-pools, dense): nnframe vs PyTorch"),
+    "fairness": ("benchmarks.fairness", "how long one library's spinning threads slow the next one (the idle gap)"),
 }
 
 
@@ -30,7 +35,8 @@ def _threads_from_argv(argv: list[str]) -> int:
 
 
 def _usage() -> str:
-    lines = ["usage: python -m benchmarks SUITE [options]   (python -m benchmarks SUITE --help)", "", "suites:"]
+    lines = ["usage: python -m benchmarks [--keep-blas-env] SUITE [options]   (python -m benchmarks SUITE --help)",
+             "", "suites:"]
     for name, (module, text) in SUITES.items():
         available = importlib.util.find_spec(module) is not None
         lines.append(f"  {name:8s} {text}{'' if available else '  [not available]'}")
@@ -40,6 +46,9 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the suite named by the first argument."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    keep_blas_env = bool(argv) and argv[0] == "--keep-blas-env"
+    if keep_blas_env:
+        argv = argv[1:]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
@@ -57,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print("--threads needs an integer", file=sys.stderr)
         return 2
     common.set_thread_env(threads)  # before the suite imports NumPy
+    if not keep_blas_env and "numpy" not in sys.modules:  # imported already only when called from Python
+        common.clear_blas_overrides()
     suite_main = importlib.import_module(module_name).main
     result = suite_main(rest)
     return int(result or 0)

@@ -9,14 +9,16 @@ from the same weights (nnframe's initialisation, copied into PyTorch with the NH
 * ``nnframe``: the seed's three calls, ``pred = m.forward(x)``,
   ``l, step = m.backward(pred, y)``, ``m.apply_grad(step)``; NHWC float32.
 * ``pytorch``: ``nn.Sequential`` + ``torch.optim.Adam`` + ``F.cross_entropy``, NCHW,
-  ``torch.set_num_threads(--torch-threads)`` (default 2).
+  ``torch.set_num_threads(--torch-threads)`` (default 2); ``pytorch_fused``: the same
+  with ``Adam(fused=True)``.
 
-Training is timed in rounds that alternate the frameworks (nnframe, PyTorch, nnframe,
-...) so that load from other processes hits both alike; the figures are medians. A
-round is a full epoch, or ``--batches`` batches extrapolated to the 60,000 training
-samples (the report says which); the CPU seconds of each round (``process_time``, all
-threads, spinning included) are reported too: on a loaded machine with one thread per
-framework they estimate the unloaded wall time better than the wall clock does.
+Training and inference are timed with the suite's shared method
+(:func:`benchmarks.common.compare`): rounds in alternating order, an idle pause before
+every timed call, ratios per round (median and range). A round is a full epoch, or
+``--batches`` batches extrapolated to the 60,000 training samples (the report says
+which); the CPU seconds of each round (``process_time``, all threads, spinning included)
+are reported too: on a loaded machine with one thread per framework they estimate the
+unloaded wall time better than the wall clock does.
 Inference: samples/s over the 10,000 test images in evaluation mode. Peak memory: the
 peak RSS (``VmHWM``) of one child process per framework that loads the data, trains 50
 batches and infers, so one framework's buffers do not count against the other (the
@@ -42,8 +44,10 @@ import numpy as np
 from benchmarks import common
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-FRAMEWORKS = ("nnframe", "pytorch")
-GOAL_RATIO = 1.5  # issue 4: nnframe's epoch time <= 1.5x PyTorch's
+FRAMEWORKS = ("nnframe", "pytorch", "pytorch_fused")
+#: (ratio key, goal): issue 11's goals, nnframe's time over PyTorch's (median per-round ratio)
+GOALS = (("epoch_nnframe_over_pytorch", 0.9), ("infer_b1_nnframe_over_pytorch", 1.0),
+         ("infer_b8_nnframe_over_pytorch", 1.0))
 
 
 # --------------------------------------------------------------------------- data
@@ -112,9 +116,10 @@ class TorchTrainer:
 
     name = "pytorch"
 
-    def __init__(self, weights: list[np.ndarray], lr: float, threads: int) -> None:
+    def __init__(self, weights: list[np.ndarray], lr: float, threads: int, fused: bool = False) -> None:
         import torch  # noqa: PLC0415
 
+        self.name = "pytorch_fused" if fused else "pytorch"
         torch.set_num_threads(threads)
         self.torch = torch
         nn = torch.nn
@@ -130,7 +135,7 @@ class TorchTrainer:
         with torch.no_grad():
             for param, value in zip(self.net.parameters(), values, strict=True):
                 param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, fused=fused)
         self._tensors: dict[int, Any] = {}
 
     def _nchw(self, x: np.ndarray) -> Any:
@@ -165,8 +170,9 @@ class TorchTrainer:
 def make_trainers(args: argparse.Namespace) -> list[Any]:
     nn_trainer = NnframeTrainer(args.seed, args.lr)
     trainers = {"nnframe": nn_trainer}
-    if "pytorch" in args.frameworks:
-        trainers["pytorch"] = TorchTrainer(nn_trainer.weights(), args.lr, args.torch_threads)
+    for name in ("pytorch", "pytorch_fused"):
+        if name in args.frameworks:
+            trainers[name] = TorchTrainer(nn_trainer.weights(), args.lr, args.torch_threads, fused=name != "pytorch")
     return [trainers[name] for name in args.frameworks]
 
 
@@ -176,24 +182,26 @@ def measure(args: argparse.Namespace, data: dict[str, np.ndarray], log) -> dict[
     steps = len(x) // args.batch
     batches = min(args.batches or steps, steps)
     trainers = make_trainers(args)
-    raw = {t.name: {"train_s": [], "train_cpu_s": [], "loss": [], "infer_s": []} for t in trainers}
+    raw: dict[str, dict[str, Any]] = {t.name: {"loss": []} for t in trainers}
     for t in trainers:  # lazy set-up and first-call allocations, outside the clock
         t.train(x, y, args.batch, args.warmup_batches)
         t.predict(data["x_test"][: args.inference_batch], args.inference_batch)
-    for round_index in range(args.rounds):
+
+    def train_call(t: Any) -> Any:
+        return lambda: raw[t.name]["loss"].append(t.train(x, y, args.batch, batches))
+
+    train = common.compare({t.name: train_call(t) for t in trainers}, args.rounds, args.gap, warmup=0, log=log)
+    infer = common.compare({t.name: (lambda t=t: t.predict(data["x_test"], args.inference_batch)) for t in trainers},
+                           args.inference_passes, args.gap, warmup=0)
+    small = data["x_test"][: args.small_samples]
+    for size in args.small_batches:  # latency-bound inference: seconds per pass over `small`
+        timed = common.compare({t.name: (lambda t=t, size=size: t.predict(small, size)) for t in trainers},
+                               args.inference_passes, args.gap, warmup=1)
         for t in trainers:
-            cpu_start = time.process_time()
-            seconds, loss = common.timed(lambda t=t: t.train(x, y, args.batch, batches))
-            raw[t.name]["train_cpu_s"].append(time.process_time() - cpu_start)
-            raw[t.name]["train_s"].append(seconds)
-            raw[t.name]["loss"].append(loss)
-            log(f"round {round_index + 1}/{args.rounds} {t.name:8s} {batches} batches {seconds:7.2f} s  "
-                f"mean loss {loss:.4f}")
-    for _ in range(args.inference_passes):
-        for t in trainers:
-            seconds, preds = common.timed(lambda t=t: t.predict(data["x_test"], args.inference_batch))
-            raw[t.name]["infer_s"].append(seconds)
-            raw[t.name]["test_accuracy"] = float((preds == data["y_test"]).mean())
+            raw[t.name][f"infer_b{size}_s"] = timed.wall[t.name]
+    for t in trainers:
+        raw[t.name].update(train_s=train.wall[t.name], train_cpu_s=train.cpu[t.name], infer_s=infer.wall[t.name],
+                           test_accuracy=float((infer.results[t.name] == data["y_test"]).mean()))
     samples = batches * args.batch
     for r in raw.values():
         r["epoch_s"] = [s / samples * len(x) for s in r["train_s"]]  # seconds per 60,000 samples
@@ -204,6 +212,22 @@ def measure(args: argparse.Namespace, data: dict[str, np.ndarray], log) -> dict[
         r["median_infer_s"] = common.median(r["infer_s"])
         r["inference_samples_per_s"] = len(data["x_test"]) / r["median_infer_s"]
     return raw
+
+
+def ratio_ranges(raw: dict[str, dict[str, Any]], small_batches: list[int]) -> dict[str, dict[str, Any]]:
+    """nnframe's time over each PyTorch variant's, per round (median and range), for training and inference."""
+    def per_round(a: list[float], b: list[float]) -> dict[str, Any]:
+        values = [x / y for x, y in zip(a, b, strict=True)]
+        return {"median": common.median(values), "min": min(values), "max": max(values), "per_round": values}
+
+    nn, out = raw["nnframe"], {}
+    for other in ("pytorch", "pytorch_fused"):
+        out[f"epoch_nnframe_over_{other}"] = per_round(nn["train_s"], raw[other]["train_s"])
+    out["infer_b1000_nnframe_over_pytorch"] = per_round(nn["infer_s"], raw["pytorch"]["infer_s"])
+    for size in small_batches:
+        key = f"infer_b{size}_s"
+        out[f"infer_b{size}_nnframe_over_pytorch"] = per_round(nn[key], raw["pytorch"][key])
+    return out
 
 
 def layer_times(args: argparse.Namespace, data: dict[str, np.ndarray], batches: int = 60) -> list[list[Any]]:
@@ -274,8 +298,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"Adam lr {cfg['lr']}",
         f"{cfg['rounds']} training rounds per framework, interleaved ({how}); inference batch "
         f"{cfg['inference_batch']}, median of {cfg['inference_passes']} passes over {report['test_samples']} images",
-        f"NumPy BLAS: {blas.get('name')} {blas.get('version')} core={blas.get('corename')} "
-        f"threads={blas.get('num_threads')}; torch threads {cfg['torch_threads']}; CPU: "
+        report.get("blas_line", f"NumPy BLAS: {blas.get('name')} core={blas.get('corename')}"),
+        f"{cfg['gap']} s idle before every timed call, order alternating per round; CPU: "
         f"{report['machine']['cpu']} x{report['machine']['cpu_count']}; load average at start "
         f"{report['load_average_start']}, at end {report['load_average_end']}",
         "",
@@ -292,14 +316,18 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{name:8s} s/epoch per round: {' '.join(f'{s:.2f}' for s in r['epoch_s'])}   "
                      f"CPU s/epoch: {' '.join(f'{s:.2f}' for s in r['cpu_epoch_s'])}   "
                      f"inference passes [s]: {' '.join(f'{s:.3f}' for s in r['infer_s'])}")
-    ratios = report.get("ratios", {})
-    if ratios:
-        lines.append("")
-        for key, value in ratios.items():
-            lines.append(f"{key:36s} {value:.3f}")
-        for key in ("epoch_nnframe_over_pytorch", "best_epoch_nnframe_over_pytorch"):
-            met = ratios[key] <= GOAL_RATIO
-            lines.append(f"{'MET' if met else 'MISSED':6s} nnframe epoch <= {GOAL_RATIO}x PyTorch's ({key})")
+    for size in cfg["small_batches"]:
+        per_image = [f"{name} {1e3 * common.median(r[f'infer_b{size}_s']) / cfg['small_samples']:.3f}"
+                     for name, r in fw.items()]
+        lines.append(f"inference at batch {size}, ms per image (median): " + ", ".join(per_image))
+    ranges = report.get("ratio_ranges", {})
+    if ranges:
+        lines += ["", "nnframe time / PyTorch time, median of the per-round ratios (range):"]
+        goals = dict(GOALS)
+        for key, value in ranges.items():
+            lines.append(common.format_ratio(key, value, goals.get(key)))
+    for key, value in report.get("ratios", {}).items():
+        lines.append(f"{key:40s} {value:6.3f}")
     if report.get("layer_times"):
         lines += ["", "nnframe per layer, ms per batch (median):",
                   common.format_table(["layer", "forward", "backward"], report["layer_times"])]
@@ -329,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-batches", type=int, default=5)
     p.add_argument("--inference-batch", type=int, default=1000)
     p.add_argument("--inference-passes", type=int, default=3)
+    p.add_argument("--small-batches", type=int, nargs="*", default=[1, 8],
+                   help="also time inference at these batch sizes (default 1 8)")
+    p.add_argument("--small-samples", type=int, default=200, help="images per small-batch inference pass")
+    p.add_argument("--gap", type=float, default=common.IDLE_GAP_S,
+                   help=f"idle seconds before every timed call (default {common.IDLE_GAP_S})")
     p.add_argument("--only", choices=FRAMEWORKS, help="measure one framework (what the RSS children do)")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
     p.add_argument("--profile", action="store_true", help="add nnframe's per-layer times and a pyinstrument tree")
@@ -354,21 +387,20 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: v for k, v in vars(args).items() if k != "frameworks"},
         "train_samples": len(data["x_train"]), "test_samples": len(data["x_test"]),
         "batches": batches, "extrapolated": batches < steps,
-        "machine": common.machine_info(), "blas": common.blas_info(),
+        "machine": common.machine_info(), "blas": common.blas_info(), "blas_line": common.blas_line(),
         "frameworks": raw, "peak_rss_mb": common.peak_rss_mb(),
         "load_average_start": load_start,
     }
     if not args.only and not args.no_rss:
-        for name in args.frameworks:
+        for name in ("nnframe", "pytorch"):  # pytorch_fused: the same memory as pytorch
             log(f"peak RSS: child process for {name} ...")
             raw[name]["peak_rss_mb"] = child_rss(args, name)
     if set(FRAMEWORKS) <= set(raw):
         nn, pt = raw["nnframe"], raw["pytorch"]
+        report["ratio_ranges"] = ratio_ranges(raw, args.small_batches)
         report["ratios"] = {
-            "epoch_nnframe_over_pytorch": nn["median_epoch_s"] / pt["median_epoch_s"],
             "best_epoch_nnframe_over_pytorch": nn["best_epoch_s"] / pt["best_epoch_s"],
             "cpu_epoch_nnframe_over_pytorch": nn["median_cpu_epoch_s"] / pt["median_cpu_epoch_s"],
-            "inference_nnframe_over_pytorch": nn["inference_samples_per_s"] / pt["inference_samples_per_s"],
         }
         if "peak_rss_mb" in nn and "peak_rss_mb" in pt:
             report["ratios"]["peak_rss_nnframe_over_pytorch"] = nn["peak_rss_mb"] / pt["peak_rss_mb"]

@@ -8,12 +8,14 @@ dropped). Three implementations train from the same initial weights on the same 
   ``l, step = m.backward(pred, y)``, ``m.apply_grad(step)``, with the seed's float64
   one-hot targets;
 * ``pytorch``: ``nn.Sequential`` + ``torch.optim.Adam`` + ``F.cross_entropy`` with
-  integer labels, ``torch.set_num_threads(threads)``;
+  integer labels, ``torch.set_num_threads(threads)``; ``pytorch_fused`` the same with
+  ``Adam(fused=True)``;
 * ``numpy``: the floor, a float32 loop written here: preallocated buffers, flat
   parameter/gradient/moment vectors, no input gradient for the first layer.
 
-Epochs run in alternation (one nnframe epoch, one PyTorch epoch, one NumPy epoch,
-repeat) so that load on the machine hits all three alike; the figures are medians.
+Epochs and inference passes are timed with the suite's shared method
+(:func:`benchmarks.common.compare`): an idle pause before every timed call, the order
+alternating from round to round, and each ratio taken per round (median and range).
 Peak RSS is measured in a child process per framework, so that one framework's
 imports do not count against another.
 """
@@ -28,6 +30,7 @@ import resource
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +41,7 @@ from benchmarks import common
 LAYER_SIZES = (784, 200, 100, 70, 30, 10)
 NUM_CLASSES = LAYER_SIZES[-1]
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-FRAMEWORKS = ("nnframe", "pytorch", "numpy")
+FRAMEWORKS = ("nnframe", "pytorch", "pytorch_fused", "numpy")
 
 
 # --------------------------------------------------------------------------- data
@@ -206,9 +209,11 @@ class TorchTrainer:
 
     name = "pytorch"
 
-    def __init__(self, weights: list[tuple[np.ndarray, np.ndarray]], lr: float, threads: int) -> None:
+    def __init__(self, weights: list[tuple[np.ndarray, np.ndarray]], lr: float, threads: int,
+                 fused: bool = False) -> None:
         import torch  # noqa: PLC0415 - measured per framework
 
+        self.name = "pytorch_fused" if fused else "pytorch"
         torch.set_num_threads(threads)
         self.torch = torch
         modules: list[Any] = []
@@ -219,7 +224,7 @@ class TorchTrainer:
                 linear.bias.copy_(torch.from_numpy(b))
             modules += [linear, torch.nn.ReLU()]
         self.net = torch.nn.Sequential(*modules[:-1])
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, fused=fused)
         self._data: tuple[Any, Any, Any] | None = None
 
     def _tensors(self, data: Data) -> tuple[Any, Any]:
@@ -380,8 +385,8 @@ def make_trainer(name: str, weights: list[tuple[np.ndarray, np.ndarray]], lr: fl
     """Build the trainer called ``name`` (one of :data:`FRAMEWORKS`)."""
     if name == "nnframe":
         return NnframeTrainer(weights, lr)
-    if name == "pytorch":
-        return TorchTrainer(weights, lr, threads)
+    if name in ("pytorch", "pytorch_fused"):
+        return TorchTrainer(weights, lr, threads, fused=name == "pytorch_fused")
     if name == "numpy":
         return NumpyTrainer(weights, lr)
     raise ValueError(f"unknown framework {name!r}; expected one of {FRAMEWORKS}")
@@ -414,6 +419,7 @@ class Config:
     rss: bool = True  # measure peak RSS in one child process per framework
     import_repeats: int = 5  # 0: skip the import-time measurement
     sgemm: bool = True
+    gap_s: float = common.IDLE_GAP_S  # idle pause before every timed call
     profile: bool = False  # also time nnframe's step phase by phase against the NumPy loop
 
     def child_args(self, framework: str) -> list[str]:
@@ -439,28 +445,33 @@ def _torch_available() -> bool:
 
 
 def train_and_time(config: Config, data: Data, log=print) -> dict[str, dict[str, Any]]:
-    """Train every framework in alternation and time epochs and inference passes."""
+    """Time training epochs, then inference passes, of every framework with :func:`common.compare`.
+
+    Returns per framework the epoch and inference seconds (one per round), CPU seconds,
+    losses, test accuracy and the rounds' order.
+    """
     weights = initial_weights(config.seed)
     trainers = [make_trainer(name, weights, config.lr, config.threads) for name in config.frameworks]
-    results: dict[str, dict[str, Any]] = {
-        t.name: {"epoch_seconds": [], "losses": [], "inference_seconds": []} for t in trainers
-    }
     for trainer in trainers:  # first-call allocations and lazy set-up, outside the clock
         trainer.train_epoch(data, config.batch, limit=config.warmup_steps * config.batch)
         trainer.predict(data.x_test[: config.inference_batch], config.inference_batch)
-    for epoch in range(config.epochs):
-        for trainer in trainers:
-            seconds, loss = common.timed(lambda t=trainer: t.train_epoch(data, config.batch))
-            results[trainer.name]["epoch_seconds"].append(seconds)
-            results[trainer.name]["losses"].append(loss)
-            log(f"epoch {epoch + 1}/{config.epochs} {trainer.name:8s} {seconds:7.3f} s  loss {loss:.4f}")
-    for _ in range(config.inference_passes):
-        for trainer in trainers:
-            seconds, outputs = common.timed(
-                lambda t=trainer: t.predict(data.x_test, config.inference_batch))
-            results[trainer.name]["inference_seconds"].append(seconds)
-            results[trainer.name]["test_accuracy"] = accuracy(outputs, data.labels_test)
-    return results
+    losses: dict[str, list[float]] = {t.name: [] for t in trainers}
+
+    def epoch_call(t: Any) -> Callable[[], float]:
+        def call() -> float:
+            losses[t.name].append(t.train_epoch(data, config.batch))
+            return losses[t.name][-1]
+        return call
+
+    train = common.compare({t.name: epoch_call(t) for t in trainers}, config.epochs, config.gap_s, warmup=0,
+                           log=lambda line: log("train " + line))
+    infer = common.compare({t.name: (lambda t=t: t.predict(data.x_test, config.inference_batch)) for t in trainers},
+                           config.inference_passes, config.gap_s, warmup=0)
+    return {t.name: {"epoch_seconds": train.wall[t.name], "epoch_cpu_seconds": train.cpu[t.name],
+                     "losses": losses[t.name][-config.epochs:], "inference_seconds": infer.wall[t.name],
+                     "test_accuracy": accuracy(infer.results[t.name], data.labels_test),
+                     "orders": train.orders}
+            for t in trainers}
 
 
 PHASES = ("forward", "loss", "backward", "optimizer")
@@ -561,6 +572,15 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _per_round(fw: dict[str, Any], numerator: str, denominator: str, key: str) -> dict[str, Any] | None:
+    """Median and range of ``fw[numerator][key][r] / fw[denominator][key][r]`` over the rounds ``r``."""
+    if numerator not in fw or denominator not in fw:
+        return None
+    per_round = [a / b for a, b in zip(fw[numerator][key], fw[denominator][key], strict=True)]
+    return {"median": common.median(per_round), "min": min(per_round), "max": max(per_round),
+            "per_round": per_round}
+
+
 GOALS = (
     # (key, description, ratio key, "<=" or ">=" or "<", threshold)
     ("train_vs_pytorch", "training epoch <= 0.6x PyTorch", "epoch_nnframe_over_pytorch", "<=", 0.6),
@@ -580,16 +600,20 @@ def ratios_and_goals(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
         return fw.get(name, {}).get(key)
 
     imports = report.get("import_seconds", {})
+    per_round = {
+        "epoch_nnframe_over_pytorch": _per_round(fw, "nnframe", "pytorch", "epoch_seconds"),
+        "epoch_nnframe_over_pytorch_fused": _per_round(fw, "nnframe", "pytorch_fused", "epoch_seconds"),
+        "epoch_nnframe_over_numpy": _per_round(fw, "nnframe", "numpy", "epoch_seconds"),
+        "epoch_pytorch_over_numpy": _per_round(fw, "pytorch", "numpy", "epoch_seconds"),
+        # samples/s ratio: the other framework's seconds over nnframe's
+        "inference_nnframe_over_pytorch": _per_round(fw, "pytorch", "nnframe", "inference_seconds"),
+        "inference_nnframe_over_numpy": _per_round(fw, "numpy", "nnframe", "inference_seconds"),
+    }
+    report["ratio_ranges"] = {k: v for k, v in per_round.items() if v is not None}
     ratios = {
-        "epoch_nnframe_over_pytorch": _ratio(get("nnframe", "median_epoch_s"), get("pytorch", "median_epoch_s")),
-        "epoch_nnframe_over_numpy": _ratio(get("nnframe", "median_epoch_s"), get("numpy", "median_epoch_s")),
-        "epoch_pytorch_over_numpy": _ratio(get("pytorch", "median_epoch_s"), get("numpy", "median_epoch_s")),
+        **{k: None if v is None else v["median"] for k, v in per_round.items()},
         "best_epoch_nnframe_over_pytorch": _ratio(get("nnframe", "best_epoch_s"), get("pytorch", "best_epoch_s")),
         "best_epoch_nnframe_over_numpy": _ratio(get("nnframe", "best_epoch_s"), get("numpy", "best_epoch_s")),
-        "inference_nnframe_over_pytorch": _ratio(get("nnframe", "inference_samples_per_s"),
-                                                 get("pytorch", "inference_samples_per_s")),
-        "inference_nnframe_over_numpy": _ratio(get("nnframe", "inference_samples_per_s"),
-                                               get("numpy", "inference_samples_per_s")),
         "rss_nnframe_over_pytorch": _ratio(get("nnframe", "peak_rss_mb"), get("pytorch", "peak_rss_mb")),
         "import_nnframe_s": imports.get("nnframe", {}).get("median_s"),
         "import_nnframe_minus_numpy_s": (imports["nnframe"]["median_s"] - imports["numpy"]["median_s"]
@@ -608,9 +632,9 @@ def ratios_and_goals(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 def run_suite(config: Config, log=print) -> dict[str, Any]:
     """Run the whole suite and return the report (see :func:`format_report`)."""
-    if "pytorch" in config.frameworks and not _torch_available():
-        log("torch is not installed: skipping the PyTorch column")
-        config.frameworks = tuple(f for f in config.frameworks if f != "pytorch")
+    if not _torch_available() and any(f.startswith("pytorch") for f in config.frameworks):
+        log("torch is not installed: skipping the PyTorch columns")
+        config.frameworks = tuple(f for f in config.frameworks if not f.startswith("pytorch"))
     start = time.perf_counter()
     rss_before = common.peak_rss_mb()
     data = load_data(config.data_dir, config.synthetic, config.train_samples, config.test_samples, config.seed)
@@ -638,7 +662,7 @@ def run_suite(config: Config, log=print) -> dict[str, Any]:
     report["rss_mb"] = {"before_data": rss_before, "after_data": rss_after_data, "this_process": common.peak_rss_mb(),
                         "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     if config.rss:
-        for name in config.frameworks:
+        for name in (f for f in config.frameworks if f != "pytorch_fused"):  # same memory as pytorch
             log(f"peak RSS: child process for {name} ...")
             child = common.run_json_child(config.child_args(name))
             report["frameworks"][name]["peak_rss_mb"] = child["rss_mb"]["this_process"]
@@ -656,6 +680,7 @@ def run_suite(config: Config, log=print) -> dict[str, Any]:
         log("profiling the training step ...")
         report["profile"] = {"phase_us_per_step": phase_times(config, data),
                              "pyinstrument": pyinstrument_text(config, data)}
+    report["blas_line"] = common.blas_line()  # after the trainers: PyTorch is loaded now
     report["ratios"], report["goals"] = ratios_and_goals(report)
     report["wall_s"] = time.perf_counter() - start
     return report
@@ -683,10 +708,10 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"MLP {report['model']}, batch {cfg['batch']}, lr {cfg['lr']}; {report['data']['source']}: "
         f"{report['data']['train_samples']} train / {report['data']['test_samples']} test samples",
-        f"{cfg['epochs']} epochs per framework, interleaved; inference batch {cfg['inference_batch']}, "
-        f"median of {cfg['inference_passes']} passes; threads {cfg['threads']}",
-        f"BLAS: {blas.get('name')} {blas.get('version')} core={blas.get('corename')} "
-        f"threads={blas.get('num_threads')} OPENBLAS_CORETYPE={blas.get('OPENBLAS_CORETYPE')}; "
+        f"{cfg['epochs']} epochs per framework, order alternating per round, {cfg['gap_s']} s idle before "
+        f"each timed call; inference batch {cfg['inference_batch']}, median of {cfg['inference_passes']} "
+        f"passes; threads {cfg['threads']}",
+        report.get("blas_line", f"BLAS: {blas.get('name')} core={blas.get('corename')}"),
         f"CPU: {report['machine']['cpu']} x{report['machine']['cpu_count']}; versions {report['versions']}",
     ]
     if "sgemm" in report:
@@ -728,8 +753,13 @@ def format_report(report: dict[str, Any]) -> str:
         lines += ["", "where a training step's time goes (median us per step, phases timed separately):",
                   common.format_table(["phase", "nnframe us", "numpy us", "difference us", "% of nnframe"], rows)]
     lines.append("")
+    ranges = report.get("ratio_ranges", {})
+    lines.append("ratios: median of the per-round ratios (range over the rounds)")
     for key, value in report["ratios"].items():
-        lines.append(f"{key:32s} {'-' if value is None else f'{value:.3f}'}")
+        if key in ranges:
+            lines.append(common.format_ratio(key, ranges[key]))
+        else:
+            lines.append(f"{key:40s} {'-' if value is None else f'{value:6.3f}'}")
     lines.append("")
     for goal in report["goals"].values():
         status = "n/a" if goal["met"] is None else ("MET" if goal["met"] else "MISSED")
@@ -758,6 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-samples", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--import-repeats", type=int, default=5)
+    p.add_argument("--gap", type=float, default=common.IDLE_GAP_S,
+                   help=f"idle seconds before every timed call (default {common.IDLE_GAP_S})")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
     p.add_argument("--profile", action="store_true",
                    help="also time nnframe's step phase by phase against the NumPy loop, and print "
@@ -779,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_steps=args.warmup_steps, data_dir=args.data_dir, synthetic=args.synthetic,
         train_samples=args.train_samples, test_samples=args.test_samples, seed=args.seed,
         rss=not (args.no_rss or single), import_repeats=0 if single else args.import_repeats,
-        sgemm=not single, profile=args.profile,
+        sgemm=not single, gap_s=args.gap, profile=args.profile,
     )
     log = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
     report = run_suite(config, log)

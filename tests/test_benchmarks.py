@@ -99,11 +99,11 @@ def test_suite_report_structure():
     config = mlp.Config(
         epochs=1, threads=threads, inference_batch=128, inference_passes=1, warmup_steps=1,
         synthetic=True, train_samples=384, test_samples=200, rss=False, import_repeats=0,
-        sgemm=False,
+        sgemm=False, gap_s=0.0,
     )
     report = mlp.run_suite(config, log=lambda *a, **k: None)
     json.loads(json.dumps(report))  # JSON-serialisable as written by --json
-    assert set(report["frameworks"]) == {"nnframe", "pytorch", "numpy"}
+    assert set(report["frameworks"]) == {"nnframe", "pytorch", "pytorch_fused", "numpy"}
     for name, r in report["frameworks"].items():
         for key in ("median_epoch_s", "train_samples_per_s", "train_gflops", "median_inference_s",
                     "inference_samples_per_s", "inference_gflops"):
@@ -112,8 +112,11 @@ def test_suite_report_structure():
         assert 0.0 <= r["test_accuracy"] <= 1.0 and math.isfinite(r["final_loss"])
     assert report["data"]["steps_per_epoch"] == 3
     assert report["flops_per_epoch"] == 3 * mlp.train_flops_per_step(128)
-    for key in ("epoch_nnframe_over_pytorch", "epoch_nnframe_over_numpy", "inference_nnframe_over_pytorch"):
+    for key in ("epoch_nnframe_over_pytorch", "epoch_nnframe_over_pytorch_fused", "epoch_nnframe_over_numpy",
+                "inference_nnframe_over_pytorch"):
         _assert_positive(report["ratios"][key])
+        spread = report["ratio_ranges"][key]
+        assert spread["min"] <= spread["median"] == report["ratios"][key] <= spread["max"]
     assert report["ratios"]["rss_nnframe_over_pytorch"] is None  # rss=False
     assert set(report["goals"]) == {g[0] for g in mlp.GOALS}
     assert report["goals"]["import_time"]["met"] is None
@@ -123,8 +126,10 @@ def test_suite_report_structure():
         assert name in text
 
 
-def test_peak_rss_child_and_cli_json(tmp_path):
-    # the numpy-only child: what the suite runs once per framework for peak RSS
+def test_peak_rss_child_and_cli_json(tmp_path, monkeypatch):
+    # the numpy-only child: what the suite runs once per framework for peak RSS; it must run
+    # with the machine's OpenBLAS overrides removed, and say so
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     child = common.run_json_child([
         "mlp", "--only", "numpy", "--synthetic", "--train-samples", "256", "--test-samples", "100",
         "--epochs", "1", "--warmup-steps", "1", "--inference-batch", "64", "--threads", "1", "--quiet",
@@ -135,6 +140,8 @@ def test_peak_rss_child_and_cli_json(tmp_path):
     assert child["rss_mb"]["this_process"] >= child["rss_mb"]["after_data"] > 0
     assert "import_seconds" not in child and "sgemm" not in child  # a single --only skips them
     assert json.loads((tmp_path / "child.json").read_text())["frameworks"]["numpy"]["median_epoch_s"] > 0
+    assert child["blas"]["cleared_overrides"] == {"OPENBLAS_CORETYPE": "Haswell"}
+    assert child["blas"]["OPENBLAS_CORETYPE"] is None and child["blas"]["corename"]
 
 
 def test_measurement_helpers():
@@ -183,3 +190,56 @@ def test_phase_profile_covers_every_phase():
             _assert_positive(value)
     text = mlp.pyinstrument_text(config, data, steps=2)  # two steps may fall between samples
     assert text is None or "Recorded" in text
+
+
+def test_compare_alternates_order_and_pauses_before_every_timed_call(monkeypatch):
+    events = []
+    monkeypatch.setattr(common, "idle", lambda seconds=common.IDLE_GAP_S: events.append(("idle", seconds)))
+    calls = {name: (lambda name=name: events.append(("call", name)) or name) for name in ("a", "b", "c")}
+    timings = common.compare(calls, rounds=3, gap_s=0.25, warmup=1)
+    assert timings.orders == [["c", "b", "a"], ["a", "b", "c"], ["c", "b", "a"]]  # round 0 is the warm-up
+    assert events[0::2] == [("idle", 0.25)] * 12  # a pause before each of the 4 x 3 calls
+    assert [e[1] for e in events[1::2]] == ["a", "b", "c", "c", "b", "a", "a", "b", "c", "c", "b", "a"]
+    assert all(len(v) == 3 for v in timings.wall.values()) and timings.results == {"a": "a", "b": "b", "c": "c"}
+
+
+def test_ratio_is_taken_per_round():
+    timings = common.Timings(["x", "y"], {"x": [2.0, 9.0, 3.0], "y": [1.0, 3.0, 2.0]},
+                             {"x": [1.0] * 3, "y": [1.0] * 3}, [], 0.0)
+    ratio = timings.ratio("x", "y")
+    assert ratio["per_round"] == [2.0, 3.0, 1.5]
+    assert (ratio["median"], ratio["min"], ratio["max"]) == (2.0, 1.5, 3.0)
+    assert "MISSED (goal <= 1.2)" in common.format_ratio("x / y", ratio, goal=1.2)
+    headers, rows = timings.table(unit=2.0)
+    assert rows[0][:3] == ["x", 1.5, 1.0]
+    with pytest.raises(KeyError, match="'z'"):
+        timings.ratio("x", "z")
+    with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
+        common.compare({"x": lambda: None}, rounds=0)
+
+
+def test_clear_blas_overrides_refuses_once_numpy_is_loaded(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    with pytest.raises(RuntimeError, match="before NumPy is imported"):
+        common.clear_blas_overrides()
+    assert common.alternating_order(["a", "b"], 1) == ["b", "a"]
+
+
+def test_interference_times_every_gap():
+    calls = []
+    result = common.interference(lambda: calls.append(1), lambda: calls.append(2), gaps=(0.0, 0.01), repeats=2)
+    assert set(result) == {0.0, 0.01} and calls == [1, 2] * 4
+    assert all(r["best_s"] <= r["median_s"] for r in result.values())
+
+
+def test_lenet_ratio_ranges_per_round():
+    from benchmarks import lenet
+
+    raw = {name: {"train_s": [2.0, 4.0], "infer_s": [1.0, 1.0], "infer_b1_s": [3.0, 1.0]}
+           for name in ("nnframe", "pytorch", "pytorch_fused")}
+    raw["pytorch"]["train_s"] = [4.0, 2.0]
+    ranges = lenet.ratio_ranges(raw, [1])
+    assert ranges["epoch_nnframe_over_pytorch"]["per_round"] == [0.5, 2.0]
+    assert ranges["epoch_nnframe_over_pytorch_fused"]["median"] == 1.0
+    assert set(ranges) == {"epoch_nnframe_over_pytorch", "epoch_nnframe_over_pytorch_fused",
+                           "infer_b1000_nnframe_over_pytorch", "infer_b1_nnframe_over_pytorch"}
