@@ -18,7 +18,7 @@ import numpy as np
 from nnframe import backend
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
-from nnframe.layer.base import Layer, forward_with_mask, layer_from_config, layer_to_config
+from nnframe.layer.base import Layer, forward_with_mask, infer_output_shape, layer_from_config, layer_to_config
 from nnframe.parameter import ParamBuffer, ParamLayout
 
 
@@ -199,6 +199,33 @@ class Net:
     def from_config(cls, config: Mapping[str, Any]) -> Net:
         """Rebuild an (unbuilt) net from :meth:`get_config`'s output."""
         return cls([layer_from_config(c) for c in config["layers"]], dtype=config.get("dtype"))
+
+    def infer_shapes(self, input_shape: Sequence[int]) -> tuple[list[tuple[int, ...]], dict[str, tuple[int, ...]]]:
+        """Every layer's output shape and every parameter's and buffer's shape, allocating nothing.
+
+        Each layer is built for its input's shape (:func:`~nnframe.layer.base.infer_output_shape`;
+        a layer without shape inference is traced instead, which allocates its parameters).
+
+        Args:
+            input_shape: the batch shape, batch axis first, e.g. ``(1, 28, 28, 1)``.
+
+        Returns:
+            ``(outputs, states)``: the output shape of each layer in order, and
+            ``{"3.w": shape, "5.running_mean": shape, ...}`` (the names of :meth:`state_dict`).
+
+        Raises:
+            ShapeError: naming the first layer that cannot take its input.
+        """
+        shape = tuple(int(s) for s in input_shape)
+        outputs, states = [], {}
+        for index, layer in enumerate(self.layers):
+            try:
+                shape = infer_output_shape(layer, shape, self.dtype)
+                states.update({f"{index}.{k}": v for k, v in layer.state_shapes().items()})
+            except ShapeError as exc:
+                raise ShapeError(f"layer {index} ({layer.name}): {exc}") from None
+            outputs.append(shape)
+        return outputs, states
 
     def build(self, input_shape: Sequence[int]) -> Net:
         """Create every parameter by running a zero batch of ``input_shape`` (batch axis included)."""

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from layer_cases import ALL_CASES, Case
 
-from nnframe import backend
+from nnframe import backend, initializer
+from nnframe import layer as layer_mod
+from nnframe.errors import ShapeError
 from nnframe.gradcheck import gradcheck, smooth_input
+from nnframe.layer.base import implements_shape_inference, infer_output_shape
 from nnframe.net import Net
 
 IDS = [c.id for c in ALL_CASES]
@@ -84,3 +87,98 @@ def test_every_public_layer_has_a_conformance_case():
     assert {"Dense", "ReLU", "Conv2D", "BatchNorm"} <= public  # the scan sees the layers
     covered = {type(case.make()).__name__ for case in ALL_CASES}
     assert public - covered == set(), "layers without a conformance case"
+
+
+# ------------------------------------------------------------------ shape inference
+@pytest.mark.parametrize("case", ALL_CASES, ids=IDS)
+def test_shape_inference_agrees_with_forward_and_allocates_nothing(case: Case):
+    layer = case.make()
+    assert implements_shape_inference(layer), f"{type(layer).__name__} has no compute_output_shape"
+    was_built = layer.is_init  # warmed-up cases are built already
+    out_shape = infer_output_shape(layer, case.input_shape)
+    if not was_built:
+        assert all(v is None for v in [*layer.params.values(), *layer.nt_params.values()])
+    shapes = layer.state_shapes()
+    assert set(shapes) == {*layer.param_names, *layer.nt_param_names}
+    y = layer.forward(_input(case, np.float32))
+    assert y.shape == out_shape
+    allocated = {k: v.shape for k, v in [*layer.params.items(), *layer.nt_params.items()]}
+    assert allocated == shapes
+    assert layer.compute_output_shape((7, *case.input_shape[1:]))[0] == 7  # any batch size
+
+
+BAD_SHAPES = [
+    (lambda: layer_mod.Dense(3), (6,)),
+    (lambda: layer_mod.Conv2D(2, 5), (1, 3, 3, 1)),
+    (lambda: layer_mod.Conv2D(2, 3), (1, 5, 5)),
+    (lambda: layer_mod.Conv2D(4, 3, groups=2), (1, 5, 5, 3)),
+    (lambda: layer_mod.Conv1D(2, 5), (1, 3, 1)),
+    (lambda: layer_mod.Conv2DTranspose(2, 3, padding=4), (1, 1, 1, 1)),
+    (lambda: layer_mod.MaxPool2D(4), (1, 3, 3, 1)),
+    (lambda: layer_mod.AvgPool2D(2), (4, 6)),
+    (lambda: layer_mod.GlobalAvgPool2D(), (4, 6)),
+    (lambda: layer_mod.Reshape((5, -1)), (2, 6)),
+    (lambda: layer_mod.Reshape((4,)), (2, 6)),
+    (lambda: layer_mod.ZeroPad2D(1), (2, 6)),
+    (lambda: layer_mod.BatchNorm(), (6,)),
+    (lambda: layer_mod.Dropout2D(0.5), (2, 6)),
+]
+
+
+@pytest.mark.parametrize("make, shape", BAD_SHAPES, ids=[f"{m().name}-{s}" for m, s in BAD_SHAPES])
+def test_shape_inference_refuses_what_forward_refuses(make, shape):
+    with pytest.raises(ShapeError):
+        make().forward(np.zeros(shape, np.float32))
+    with pytest.raises(ShapeError):
+        make().compute_output_shape(shape)
+    with pytest.raises(ShapeError):
+        infer_output_shape(make(), shape)
+
+
+def test_compute_output_shape_checks_a_built_layer_against_its_parameters():
+    dense = layer_mod.Dense(3)
+    dense.forward(np.zeros((2, 4), np.float32))
+    assert dense.compute_output_shape((5, 4)) == (5, 3)
+    with pytest.raises(ShapeError, match="built for 4 input features"):
+        dense.compute_output_shape((5, 6))
+
+
+class _SeedStyle(layer_mod.Layer):
+    """A custom layer written the seed's way: shapes known only inside forward."""
+
+    @property
+    def param_names(self):
+        return ("w",)
+
+    def forward(self, inputs):
+        if not self.is_init:
+            self.initializers = {"w": initializer.Ones()}
+            self.shapes = {"w": [inputs.shape[1], 2]}
+            self._init_params()
+        return inputs @ self.params["w"]
+
+
+def test_a_layer_without_shape_inference_is_traced_not_guessed():
+    seed = _SeedStyle()
+    assert not implements_shape_inference(seed)
+    with pytest.raises(NotImplementedError, match="_SeedStyle does not implement compute_output_shape"):
+        seed.compute_output_shape((1, 3))
+    with pytest.raises(ShapeError, match="not known yet"):
+        seed.state_shapes()
+    assert infer_output_shape(seed, (1, 3)) == (1, 2)  # the fallback: forward on zeros
+    assert seed.is_init and seed.state_shapes() == {"w": (3, 2)}
+
+
+def test_net_infer_shapes_walks_the_layers_without_allocating():
+    net = Net([layer_mod.Conv2D(4, 3), layer_mod.BatchNorm(), layer_mod.MaxPool2D(2), layer_mod.Flatten(),
+               layer_mod.Dense(10)])
+    outputs, states = net.infer_shapes((1, 8, 8, 1))
+    assert outputs == [(1, 6, 6, 4), (1, 6, 6, 4), (1, 3, 3, 4), (1, 36), (1, 10)]
+    assert states == {"0.w": (3, 3, 1, 4), "0.b": (4,), "1.gamma": (4,), "1.beta": (4,),
+                      "1.running_mean": (4,), "1.running_var": (4,), "4.w": (36, 10), "4.b": (10,)}
+    assert not net.is_built and all(p is None for lay in net.layers for p in lay.params.values())
+    net.build((1, 8, 8, 1))
+    assert {k: v.shape for k, v in net.state_dict().items()} == states
+    with pytest.raises(ShapeError, match=r"layer 3 \(Reshape\): Reshape cannot reshape samples of shape \(3,\)"):
+        Net([layer_mod.Flatten(), layer_mod.Dense(2), layer_mod.Dense(3), layer_mod.Reshape((2, 2)),
+             layer_mod.Dense(1)]).infer_shapes((1, 4))

@@ -12,6 +12,7 @@ from typing import Any
 from nnframe import backend
 from nnframe import functional as F
 from nnframe.backend import Array
+from nnframe.errors import ShapeError
 from nnframe.layer.base import Activation
 
 _SQRT_2 = math.sqrt(2.0)
@@ -218,6 +219,12 @@ class Softmax(Activation):
     def __init__(self, axis: int = -1, name: str | None = None) -> None:
         super().__init__(name)
         self.axis = int(axis)
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if not -len(input_shape) <= self.axis < len(input_shape):
+            raise ShapeError(f"{self.name}: axis {self.axis} is out of range for input of shape "
+                             f"{tuple(input_shape)}")
+        return tuple(input_shape)
 
     def forward(self, inputs: Array) -> Array:
         out = F.softmax(inputs, self.axis)

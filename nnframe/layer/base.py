@@ -16,10 +16,37 @@ A layer:
   ``self.grads["w"] = dw`` works as well (a net copies it into its buffer);
 * keeps the dtype it is given.
 
+Shape inference (shapes without allocating anything; how a checkpoint's config is
+checked before a byte is spent on it, and how a container learns its children's shapes).
+Shapes here are whole batch shapes, batch axis first, exactly as ``forward`` receives
+them (``(N, 28, 28, 1)``); the batch size is any positive int.
+
+* ``build(input_shape)`` writes ``shapes[name]`` (a tuple of ints) for every name in
+  ``param_names`` and ``nt_param_names`` and allocates nothing; it raises
+  :class:`~nnframe.errors.ShapeError` for an input the layer cannot take. It is called
+  once, on an unbuilt layer; ``forward`` then calls :meth:`Layer._init_params`, which
+  allocates ``initializers[name](shapes[name])`` (the seed's hook). The base ``build``
+  does nothing: right for a layer without parameters or with fixed shapes.
+* ``compute_output_shape(input_shape)`` returns the output shape, without side
+  effects; it raises :class:`~nnframe.errors.ShapeError` where ``forward`` would refuse
+  the input (including an input that does not fit the shapes already known).
+* ``state_shapes()`` returns ``{name: shape}`` of the parameters and buffers after
+  ``build``; a container returns its children's, with dotted names (``"0.w"``), and
+  implements ``build``/``compute_output_shape`` by walking its children with
+  :func:`infer_output_shape`.
+
+Every built-in layer implements both methods (the conformance test checks each one
+against ``forward``). A layer written the seed's way, which only sets its shapes
+inside ``forward``, does not: :func:`infer_output_shape` then **traces** it, running
+``forward`` once on a zero batch of the input shape in evaluation mode, which allocates
+its parameters. That fallback is visible (:func:`implements_shape_inference` says which
+path a layer takes) and never guesses: the shapes come from the arrays forward made.
+
 Attributes (the seed's names):
     params: trainable arrays by name. nt_params: non-trainable state (running
-    statistics). grads: gradients of ``params``. initializers: how each parameter is
-    created. shapes: parameter shapes. ctx: values saved by forward for backward.
+    statistics). grads: gradients of ``params``. initializers: how each parameter (and
+    buffer) is created. shapes: parameter and buffer shapes. ctx: values saved by
+    forward for backward.
 """
 
 from __future__ import annotations
@@ -141,11 +168,56 @@ class Layer:
         """Number of trainable values (0 before the layer is built)."""
         return sum(int(p.size) for p in self.params.values() if p is not None)
 
+    # ------------------------------------------------------------- shape inference
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Write ``shapes`` for an input of ``input_shape`` (batch axis first); allocate nothing.
+
+        Layers whose parameter shapes depend on the input (``Dense``'s ``D_in``) override
+        this; the base version keeps the shapes given in ``__init__``.
+
+        Raises:
+            ShapeError: for an input shape the layer cannot take.
+        """
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output shape for an input of ``input_shape`` (batch axis first); no side effects.
+
+        Raises:
+            ShapeError: where ``forward`` would refuse such an input.
+            NotImplementedError: in the base class; see :func:`infer_output_shape` for
+                the fallback used for layers that do not implement it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement compute_output_shape; "
+            "infer_output_shape traces it by running forward on a zero batch instead"
+        )
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{name: shape}`` of every parameter and buffer, once ``build`` (or forward) has run.
+
+        Raises:
+            ShapeError: when a shape is still unknown (the layer is not built).
+        """
+        result = {}
+        arrays = {**self.params, **self.nt_params}
+        for name in (*self.param_names, *self.nt_param_names):
+            array = arrays.get(name)
+            shape = self.shapes.get(name) if array is None else array.shape
+            if shape is None or any(s is None for s in shape):
+                raise ShapeError(f"{self.name}: the shape of {name!r} is not known yet ({shape}): "
+                                 "call build(input_shape) or run forward first")
+            result[name] = tuple(int(s) for s in shape)
+        return result
+
     def _init_params(self, dtype: Any = None) -> None:
-        """Create every parameter from ``initializers[name](shapes[name])`` (the seed's hook)."""
+        """Create every parameter from ``initializers[name](shapes[name])`` (the seed's hook),
+        and every buffer (``nt_params``) that has an initializer."""
         dtype = backend.get_default_dtype() if dtype is None else dtype
         for name in self.param_names:
             self.params[name] = self.initializers[name](self.shapes[name], dtype)
+        for name in self.nt_param_names:
+            if name in self.initializers:
+                self.nt_params[name] = self.initializers[name](self.shapes[name], dtype)
         self.is_init = True
 
     def grad_buffer(self, name: str) -> Array:
@@ -200,6 +272,9 @@ class Activation(Layer):
 
     propagates_mask: ClassVar[bool] = True
 
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)  # element-wise
+
     def forward(self, inputs: Array) -> Array:
         self.ctx = {"X": inputs}
         return self.forward_func(inputs)
@@ -235,6 +310,42 @@ def forward_with_mask(layer: Layer, inputs: Array, mask: Array | None) -> tuple[
         )
     out = layer.forward(inputs, mask=mask) if layer.accepts_mask else layer.forward(inputs)
     return out, layer.compute_mask(inputs, mask)
+
+
+def implements_shape_inference(layer: Layer) -> bool:
+    """Whether ``layer`` computes its shapes without allocating (overrides ``compute_output_shape``)."""
+    return type(layer).compute_output_shape is not Layer.compute_output_shape
+
+
+def infer_output_shape(layer: Layer, input_shape: tuple[int, ...], dtype: Any = None) -> tuple[int, ...]:
+    """Build ``layer``'s shapes for ``input_shape`` and return its output shape.
+
+    A layer that implements the contract (:func:`implements_shape_inference`) is built
+    with ``build`` (unless it already is) and asked ``compute_output_shape``: nothing is
+    allocated. Any other layer (written the seed's way) is traced: ``forward`` runs once
+    on a zero batch of ``input_shape`` in evaluation mode, which allocates its parameters,
+    and the output's shape is returned.
+
+    Args:
+        dtype: the float dtype of the zero batch a traced layer gets (default: the
+            framework default).
+
+    Raises:
+        ShapeError: for an input shape the layer cannot take.
+    """
+    input_shape = tuple(int(s) for s in input_shape)
+    if implements_shape_inference(layer):
+        if not layer.is_init:
+            layer.build(input_shape)
+        return tuple(int(s) for s in layer.compute_output_shape(input_shape))
+    mode = layer.is_training
+    layer.is_training = False
+    try:
+        dtype = backend.get_default_dtype() if dtype is None else dtype
+        out = layer.forward(backend.xp().zeros(input_shape, dtype=dtype))
+    finally:
+        layer.is_training = mode
+    return tuple(int(s) for s in out.shape)
 
 
 def get_layer_class(name: str) -> type[Layer]:

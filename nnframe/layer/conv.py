@@ -252,13 +252,43 @@ class Conv2D(Layer):
     def param_names(self) -> tuple[str, ...]:
         return ("w", "b") if self.bias else ("w",)
 
-    def _build(self, channels: int) -> None:
-        if channels % self.groups:
+    #: the input's rank and layout name (Conv1D: 3, "NWC")
+    _rank, _layout = 4, "NHWC"
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self._check_rank(input_shape)
+        channels = input_shape[-1]
+        kernel = self.kernel_size if self._rank == 4 else self.kernel_size[1:]
+        self.shapes = {"w": (*kernel, channels // self.groups, self.out_channels)}
+        if self.bias:
+            self.shapes["b"] = (self.out_channels,)
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._check_rank(input_shape)
+        known = self.shapes["w"][-2]
+        if known is not None and input_shape[-1] != known * self.groups:
             raise ShapeError(
-                f"{self.name}: input channels ({channels}) must be divisible by groups ({self.groups})"
+                f"{self.name} was built for {known * self.groups} input channels, got input of shape "
+                f"{tuple(input_shape)} ({self._layout}, {input_shape[-1]} channels)"
             )
-        self.shapes["w"][2] = channels // self.groups
-        self._init_params()
+        size = tuple(input_shape[1:3]) if self._rank == 4 else (1, input_shape[1])
+        padding = _resolve_padding(self.padding, size, self.kernel_size, self.stride, self.dilation)
+        out = [F.conv_output_size(size[axis], self.kernel_size[axis], self.stride[axis],
+                                  self.dilation[axis], sum(padding[axis])) for axis in (0, 1)]
+        if min(out) < 1:
+            raise ShapeError(f"{self.name}: kernel {self.kernel_size} (dilation {self.dilation}) does not fit "
+                             f"input of shape {tuple(input_shape)} with padding {padding}")
+        spatial = out if self._rank == 4 else out[1:]
+        return (input_shape[0], *spatial, self.out_channels)
+
+    def _check_rank(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != self._rank:
+            dims = "(N, H, W, C)" if self._rank == 4 else "(N, L, C)"
+            raise ShapeError(f"{self.name} expects {self._layout} input {dims}, got shape {tuple(shape)}")
+        if shape[-1] % self.groups:
+            raise ShapeError(
+                f"{self.name}: input channels ({shape[-1]}) must be divisible by groups ({self.groups})"
+            )
 
     def _check_channels(self, inputs: Array, layout: str) -> None:
         expected = self.params["w"].shape[-2] * self.groups
@@ -270,10 +300,10 @@ class Conv2D(Layer):
         self._check_dtype(inputs)
 
     def forward(self, inputs: Array) -> Array:
-        if inputs.ndim != 4:
-            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
+        self._check_rank(inputs.shape)
         if not self.is_init:
-            self._build(inputs.shape[3])
+            self.build(inputs.shape)
+            self._init_params()
         self._check_channels(inputs, "NHWC")
         padding = _resolve_padding(self.padding, inputs.shape[1:3], self.kernel_size, self.stride,
                                    self.dilation)
@@ -337,19 +367,13 @@ class Conv1D(Conv2D):
         self.padding = _padding_arg(owner, padding, 1)
         self.shapes["w"] = [size, None, out_channels]
 
-    def _build(self, channels: int) -> None:
-        if channels % self.groups:
-            raise ShapeError(
-                f"{self.name}: input channels ({channels}) must be divisible by groups ({self.groups})"
-            )
-        self.shapes["w"][1] = channels // self.groups
-        self._init_params()
+    _rank, _layout = 3, "NWC"
 
     def forward(self, inputs: Array) -> Array:
-        if inputs.ndim != 3:
-            raise ShapeError(f"{self.name} expects NWC input (N, L, C), got shape {tuple(inputs.shape)}")
+        self._check_rank(inputs.shape)
         if not self.is_init:
-            self._build(inputs.shape[2])
+            self.build(inputs.shape)
+            self._init_params()
         self._check_channels(inputs, "NWC")
         n, length, c = inputs.shape
         padding = _resolve_padding(self.padding, (1, length), self.kernel_size, self.stride, self.dilation)
@@ -435,8 +459,19 @@ class Conv2DTranspose(Layer):
     def param_names(self) -> tuple[str, ...]:
         return ("w", "b") if self.bias else ("w",)
 
-    def _output_shape(self, inputs: Array) -> tuple[int, int, int, int]:
-        n, h, w, _ = inputs.shape
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self._check_rank(input_shape)
+        self.shapes = {"w": (*self.kernel_size, self.out_channels, input_shape[3])}
+        if self.bias:
+            self.shapes["b"] = (self.out_channels,)
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._check_rank(input_shape)
+        n, h, w, channels = input_shape
+        known = self.shapes["w"][3]
+        if known is not None and channels != known:
+            raise ShapeError(f"{self.name} was built for {known} input channels, got input of shape "
+                             f"{tuple(input_shape)} (NHWC, {channels} channels)")
         sizes = [
             (size - 1) * s - 2 * p + d * (k - 1) + op + 1
             for size, s, p, d, k, op in zip((h, w), self.stride, self.padding, self.dilation,
@@ -444,21 +479,21 @@ class Conv2DTranspose(Layer):
         ]
         if min(sizes) < 1:
             raise ShapeError(f"{self.name}: padding {self.padding} crops away the whole output of input "
-                             f"shape {tuple(inputs.shape)}")
+                             f"shape {tuple(input_shape)}")
         return n, sizes[0], sizes[1], self.out_channels
 
+    def _check_rank(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 4:
+            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(shape)}")
+
     def forward(self, inputs: Array) -> Array:
-        if inputs.ndim != 4:
-            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
+        self._check_rank(inputs.shape)
         if not self.is_init:
-            self.shapes["w"][3] = inputs.shape[3]
+            self.build(inputs.shape)
             self._init_params()
-        w = self.params["w"]
-        if inputs.shape[3] != w.shape[3]:
-            raise ShapeError(f"{self.name} was built for {w.shape[3]} input channels, got input of shape "
-                             f"{tuple(inputs.shape)} (NHWC, {inputs.shape[3]} channels)")
+        out_shape = self.compute_output_shape(inputs.shape)
         self._check_dtype(inputs)
-        out_shape = self._output_shape(inputs)
+        w = self.params["w"]
         kh, kw, cout, cin = w.shape
         x2 = inputs.reshape(-1, cin)  # (M_in, C_in)
         cols = (w.reshape(kh * kw * cout, cin) @ x2.T).T  # (M_in, KH*KW*C_out), Fortran order

@@ -54,14 +54,29 @@ class Dense(Layer):
     def param_names(self) -> tuple[str, ...]:
         return ("w", "b") if self.bias else ("w",)
 
-    def forward(self, inputs: Array) -> Array:
-        if inputs.ndim < 2:
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self._check_input_shape(input_shape)
+        self.shapes = {name: (input_shape[-1], self.num_out) if name == "w" else (self.num_out,)
+                       for name in self.param_names}
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._check_input_shape(input_shape)
+        known = self.shapes["w"][0]
+        if known is not None and input_shape[-1] != known:
+            raise ShapeError(f"Dense was built for {known} input features, got input of shape "
+                             f"{tuple(input_shape)} ({input_shape[-1]} features on the last axis)")
+        return (*input_shape[:-1], self.num_out)
+
+    def _check_input_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) < 2:
             raise ShapeError(
-                f"Dense expects input of shape (N, ..., D_in) with at least 2 axes, got shape "
-                f"{tuple(inputs.shape)}"
+                f"Dense expects input of shape (N, ..., D_in) with at least 2 axes, got shape {tuple(shape)}"
             )
+
+    def forward(self, inputs: Array) -> Array:
+        self._check_input_shape(inputs.shape)
         if not self.is_init:
-            self.shapes["w"][0] = inputs.shape[-1]
+            self.build(inputs.shape)
             self._init_params()
         w = self.params["w"]
         if inputs.shape[-1] != w.shape[0]:

@@ -35,8 +35,15 @@ class Dropout(Layer):
         self.rate = check_rate(type(self).__name__, "rate", rate)
         self.rng = nn_random.get_rng(rng)
 
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._mask_shape_of(tuple(input_shape))
+        return tuple(input_shape)
+
+    def _mask_shape_of(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return input_shape
+
     def _mask_shape(self, inputs: Array) -> tuple[int, ...]:
-        return tuple(inputs.shape)
+        return self._mask_shape_of(tuple(inputs.shape))
 
     def forward(self, inputs: Array) -> Array:
         if not self.is_training or self.rate == 0.0:
@@ -70,7 +77,7 @@ class Dropout2D(Dropout):
     Shapes: input and output ``(N, H, W, C)``; the mask is ``(N, 1, 1, C)``.
     """
 
-    def _mask_shape(self, inputs: Array) -> tuple[int, ...]:
-        if inputs.ndim != 4:
-            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
-        return (inputs.shape[0], 1, 1, inputs.shape[3])
+    def _mask_shape_of(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 4:
+            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {input_shape}")
+        return (input_shape[0], 1, 1, input_shape[3])

@@ -36,23 +36,34 @@ class _Affine(Layer):
     def param_names(self) -> tuple[str, ...]:
         return ("gamma", "beta")
 
-    def _prepare(self, inputs: Array, min_ndim: int) -> None:
-        if inputs.ndim < min_ndim:
-            raise ShapeError(
-                f"{self.name} expects input with features on the last axis, at least {min_ndim}-D "
-                f"((N, D) or (N, H, W, C)), got shape {tuple(inputs.shape)}"
-            )
-        if not self.is_init:
-            self.shapes["gamma"][0] = self.shapes["beta"][0] = inputs.shape[-1]
-            self._build()
-        features = self.params["gamma"].shape[0]
-        if inputs.shape[-1] != features:
-            raise ShapeError(f"{self.name} was built for {features} features (last axis), got input of "
-                             f"shape {tuple(inputs.shape)}")
-        self._check_dtype(inputs)
+    #: the smallest input rank: (N, D) for BatchNorm, (D,) for LayerNorm
+    _min_ndim = 1
 
-    def _build(self) -> None:
-        self._init_params()
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self._check_rank(input_shape)
+        self.shapes = {name: (input_shape[-1],) for name in (*self.param_names, *self.nt_param_names)}
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._check_rank(input_shape)
+        features = self.shapes["gamma"][0]
+        if features is not None and input_shape[-1] != features:
+            raise ShapeError(f"{self.name} was built for {features} features (last axis), got input of "
+                             f"shape {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def _check_rank(self, shape: tuple[int, ...]) -> None:
+        if len(shape) < self._min_ndim:
+            raise ShapeError(
+                f"{self.name} expects input with features on the last axis, at least {self._min_ndim}-D "
+                f"((N, D) or (N, H, W, C)), got shape {tuple(shape)}"
+            )
+
+    def _prepare(self, inputs: Array) -> None:
+        if not self.is_init:
+            self.build(inputs.shape)
+            self._init_params()
+        self.compute_output_shape(inputs.shape)
+        self._check_dtype(inputs)
 
     def _affine_grads(self, g2: Array, xhat: Array) -> None:
         """Write ``dgamma = sum(g * xhat)`` and ``dbeta = sum(g)`` over the rows of ``(M, D)`` arrays."""
@@ -86,21 +97,18 @@ class BatchNorm(_Affine):
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5, name: str | None = None) -> None:
         super().__init__(eps, name)
         self.momentum = check_rate(type(self).__name__, "momentum", momentum)
+        self.initializers.update(running_mean=init_mod.Zeros(), running_var=init_mod.Ones())
+        self.shapes.update(running_mean=[None], running_var=[None])
 
     @property
     def nt_param_names(self) -> tuple[str, ...]:
         return ("running_mean", "running_var")
 
-    def _build(self) -> None:
-        self._init_params()
-        xp, dtype = backend.xp(), self.params["gamma"].dtype
-        features = self.params["gamma"].shape[0]
-        self.nt_params["running_mean"] = xp.zeros(features, dtype=dtype)
-        self.nt_params["running_var"] = xp.ones(features, dtype=dtype)
+    _min_ndim = 2
 
     def forward(self, inputs: Array) -> Array:
         xp = backend.xp()
-        self._prepare(inputs, 2)
+        self._prepare(inputs)
         channels = inputs.shape[-1]
         rows, reps = F.channel_rows(xp.ascontiguousarray(inputs))  # (R, reps*C): channels tile each row
         count = inputs.size // channels
@@ -172,7 +180,7 @@ class LayerNorm(_Affine):
 
     def forward(self, inputs: Array) -> Array:
         xp = backend.xp()
-        self._prepare(inputs, 1)
+        self._prepare(inputs)
         mean = inputs.mean(axis=-1, keepdims=True)
         xhat = inputs - mean  # (..., D)
         var = (xhat * xhat).mean(axis=-1, keepdims=True)

@@ -39,15 +39,22 @@ class _Pool2D(Layer):
                 f"{owner}: padding must be at most half of pool_size {self.pool_size}, got {self.padding}"
             )
 
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _, (oh, ow) = self._geometry_of(tuple(input_shape))
+        return (input_shape[0], oh, ow, input_shape[3])
+
     def _geometry(self, inputs: Array) -> tuple[F.Padding2D, F.Pair]:
-        if inputs.ndim != 4:
-            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
+        return self._geometry_of(tuple(inputs.shape))
+
+    def _geometry_of(self, shape: tuple[int, ...]) -> tuple[F.Padding2D, F.Pair]:
+        if len(shape) != 4:
+            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {shape}")
         (ph, pw), (kh, kw), (sh, sw) = self.padding, self.pool_size, self.stride
-        out = (F.conv_output_size(inputs.shape[1], kh, sh, 1, 2 * ph),
-               F.conv_output_size(inputs.shape[2], kw, sw, 1, 2 * pw))
+        out = (F.conv_output_size(shape[1], kh, sh, 1, 2 * ph),
+               F.conv_output_size(shape[2], kw, sw, 1, 2 * pw))
         if min(out) < 1:
             raise ShapeError(f"{self.name}: pool_size {self.pool_size} with padding {self.padding} does not "
-                             f"fit input of shape {tuple(inputs.shape)}")
+                             f"fit input of shape {shape}")
         return ((ph, ph), (pw, pw)), out
 
     def _offsets(self, out_size: F.Pair):
@@ -225,9 +232,13 @@ class GlobalAvgPool2D(Layer):
     Shapes: input ``(N, H, W, C)``, output ``(N, C)``.
     """
 
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 4:
+            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(input_shape)}")
+        return (input_shape[0], input_shape[3])
+
     def forward(self, inputs: Array) -> Array:
-        if inputs.ndim != 4:
-            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
+        self.compute_output_shape(inputs.shape)
         self.ctx = {"x_shape": inputs.shape}
         return inputs.mean(axis=(1, 2))  # (N, C)
 

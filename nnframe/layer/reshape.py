@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,15 +27,21 @@ class Reshape(Layer):
             )
         self.shape = shape
 
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        size, known = math.prod(input_shape[1:]), math.prod(s for s in self.shape if s != -1)
+        if (size % known if -1 in self.shape else size != known):
+            raise self._error(input_shape)
+        return (input_shape[0], *(size // known if s == -1 else s for s in self.shape))
+
+    def _error(self, input_shape: tuple[int, ...]) -> ShapeError:
+        return ShapeError(f"Reshape cannot reshape samples of shape {tuple(input_shape[1:])} to {self.shape}")
+
     def forward(self, inputs: Array) -> Array:
         self.ctx = {"in_shape": inputs.shape}
         try:
             return inputs.reshape((inputs.shape[0], *self.shape))
         except ValueError:
-            raise ShapeError(
-                f"Reshape cannot reshape samples of shape {tuple(inputs.shape[1:])} "
-                f"to {self.shape}"
-            ) from None
+            raise self._error(inputs.shape) from None
 
     def backward(self, grad: Array) -> Array:
         return grad.reshape(self.ctx["in_shape"])
@@ -45,6 +52,9 @@ class Reshape(Layer):
 
 class Flatten(Layer):
     """Flatten every sample: ``(N, d1, d2, ...) -> (N, d1 * d2 * ...)``."""
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (input_shape[0], math.prod(input_shape[1:]))
 
     def forward(self, inputs: Array) -> Array:
         self.ctx = {"in_shape": inputs.shape}
@@ -77,9 +87,18 @@ class ZeroPad2D(Layer):
             )
         self.padding = sides
 
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._check_input_shape(input_shape)
+        n, h, w, c = input_shape
+        left, right, top, bottom = self.padding
+        return (n, top + h + bottom, left + w + right, c)
+
+    def _check_input_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 4:
+            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(shape)}")
+
     def forward(self, inputs: Array) -> Array:
-        if inputs.ndim != 4:
-            raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(inputs.shape)}")
+        self._check_input_shape(inputs.shape)
         left, right, top, bottom = self.padding
         self.ctx = {"in_shape": inputs.shape}
         return F.pad2d(inputs, ((top, bottom), (left, right)))  # (N, H + top + bottom, W + left + right, C)
