@@ -37,6 +37,29 @@ class _Split(Layer):
     def is_training(self, value: bool) -> None:
         self.inner.is_training = value
 
+    def _shapes(self, input_shape):
+        n, total, d = input_shape
+        t = self.query_len
+        if self.parts == 1:
+            return input_shape
+        if self.parts == 2:
+            return [(n, t, d), (n, total - t, d)]
+        s = (total - t) // 2
+        return [(n, t, d), (n, s, d), (n, total - t - s, d)]
+
+    def build(self, input_shape):
+        self.inner.build(self._shapes(input_shape))
+
+    def compute_output_shape(self, input_shape):
+        return self.inner.compute_output_shape(self._shapes(input_shape))
+
+    def state_shapes(self):
+        return self.inner.state_shapes()
+
+    @property
+    def is_init(self):
+        return self.inner.is_init
+
     def forward(self, inputs):
         t = self.query_len
         query, rest = inputs[:, :t], inputs[:, t:]

@@ -19,7 +19,7 @@ from nnframe import initializer as init_mod
 from nnframe import random as nn_random
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
-from nnframe.layer.base import Layer, check_rate
+from nnframe.layer.base import Layer, as_shape, check_rate
 
 
 def _positive_int(owner: str, name: str, value: Any) -> int:
@@ -152,25 +152,52 @@ class MultiHeadAttention(Layer):
                              f"[query, key, value], got a list of {len(inputs)}")
         return inputs, inputs, inputs, "self"
 
+    def build(self, input_shape: Any) -> None:
+        query, _, _ = self._check_shapes(input_shape)
+        e = self.embed_dim
+        self.shapes = {"w_qkv": (query[-1], 3 * e), "w_out": (e, e)}
+        if self.bias:
+            self.shapes.update(b_qkv=(3 * e,), b_out=(e,))
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int, ...]:
+        query, key, value = self._check_shapes(input_shape)
+        features = self.shapes["w_qkv"][0]
+        if features is not None:
+            for role, shape in (("query", query), ("key", key), ("value", value)):
+                if shape[-1] != features:
+                    raise ShapeError(f"{self.name} was built for {features} features, got {role} of shape "
+                                     f"{shape}")
+        return (query[0], query[1], self.embed_dim)
+
+    def _check_shapes(self, input_shape: Any) -> tuple[tuple[int, ...], ...]:
+        """``(query, key, value)`` shapes of one shape (self-attention) or a list of 2 or 3."""
+        shapes = as_shape(input_shape)
+        if isinstance(shapes, tuple):
+            shapes = [shapes]
+        if len(shapes) not in (1, 2, 3):
+            raise ShapeError(f"{self.name}: expected one array or a list [query, key_value] or "
+                             f"[query, key, value], got a list of {len(shapes)}")
+        query, key, value = (shapes * 3)[:3] if len(shapes) == 1 else (shapes[0], shapes[1], shapes[-1])
+        for role, shape in (("query", query), ("key", key), ("value", value)):
+            if not isinstance(shape, tuple) or len(shape) != 3:
+                raise ShapeError(f"{self.name} expects {role} of shape (N, T, D), got {shape}")
+        if key[:2] != value[:2]:
+            raise ShapeError(f"{self.name}: key and value must share (N, S), got {key} and {value}")
+        if query[0] != key[0]:
+            raise ShapeError(f"{self.name}: query and key batch sizes differ: {query} vs {key}")
+        return query, key, value
+
     def _build_and_check(self, query: Array, key: Array, value: Array) -> None:
         for role, x in (("query", query), ("key", key), ("value", value)):
             if getattr(x, "ndim", None) != 3:
                 raise ShapeError(f"{self.name} expects {role} of shape (N, T, D), got "
                                  f"{getattr(x, 'shape', type(x).__name__)}")
-        if key.shape[:2] != value.shape[:2]:
-            raise ShapeError(f"{self.name}: key and value must share (N, S), got {tuple(key.shape)} "
-                             f"and {tuple(value.shape)}")
-        if query.shape[0] != key.shape[0]:
-            raise ShapeError(f"{self.name}: query and key batch sizes differ: {tuple(query.shape)} "
-                             f"vs {tuple(key.shape)}")
+        shapes = [query.shape, key.shape, value.shape]
         if not self.is_init:
-            self.shapes["w_qkv"][0] = query.shape[-1]
+            self.build(shapes)
             self._init_params()
-        features = self.params["w_qkv"].shape[0]
-        for role, x in (("query", query), ("key", key), ("value", value)):
-            if x.shape[-1] != features:
-                raise ShapeError(f"{self.name} was built for {features} features, got {role} of shape "
-                                 f"{tuple(x.shape)}")
+        self.compute_output_shape(shapes)
+        for x in (query, key, value):
             self._check_dtype(x)
 
     def _project(self, x: Array, w: Array, b: Array | None, start: int, stop: int) -> Array:

@@ -19,7 +19,8 @@ A layer:
 Shape inference (shapes without allocating anything; how a checkpoint's config is
 checked before a byte is spent on it, and how a container learns its children's shapes).
 Shapes here are whole batch shapes, batch axis first, exactly as ``forward`` receives
-them (``(N, 28, 28, 1)``); the batch size is any positive int.
+them (``(N, 28, 28, 1)``; a list of shapes for a layer called on a list of arrays);
+the batch size is any positive int.
 
 * ``build(input_shape)`` writes ``shapes[name]`` (a tuple of ints) for every name in
   ``param_names`` and ``nt_param_names`` and allocates nothing; it raises
@@ -51,6 +52,7 @@ Attributes (the seed's names):
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, ClassVar
 
 from nnframe import backend
@@ -333,19 +335,40 @@ def infer_output_shape(layer: Layer, input_shape: tuple[int, ...], dtype: Any = 
     Raises:
         ShapeError: for an input shape the layer cannot take.
     """
-    input_shape = tuple(int(s) for s in input_shape)
+    input_shape = as_shape(input_shape)
     if implements_shape_inference(layer):
         if not layer.is_init:
             layer.build(input_shape)
-        return tuple(int(s) for s in layer.compute_output_shape(input_shape))
+        return as_shape(layer.compute_output_shape(input_shape))
     mode = layer.is_training
     layer.is_training = False
+    dtype = backend.get_default_dtype() if dtype is None else dtype
+
+    def zeros(shape: Any) -> Any:
+        return backend.xp().zeros(shape, dtype=dtype) if isinstance(shape, tuple) else [zeros(s) for s in shape]
+
     try:
-        dtype = backend.get_default_dtype() if dtype is None else dtype
-        out = layer.forward(backend.xp().zeros(input_shape, dtype=dtype))
+        out = layer.forward(zeros(input_shape))
     finally:
         layer.is_training = mode
-    return tuple(int(s) for s in out.shape)
+    return as_shape(out.shape if hasattr(out, "shape") else [o.shape for o in out])
+
+
+def as_shape(shape: Any) -> Any:
+    """A shape as a tuple of ints, or a list of such tuples for a layer with several inputs.
+
+    Raises:
+        ShapeError: for anything else (quoting it).
+    """
+    try:
+        items = list(shape)
+        if all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in items):
+            return tuple(int(s) for s in items)
+        if items and all(not isinstance(s, numbers.Integral) for s in items):
+            return [as_shape(s) for s in items]
+    except TypeError:
+        pass
+    raise ShapeError(f"expected a shape (a sequence of ints) or a list of shapes, got {shape!r}")
 
 
 def get_layer_class(name: str) -> type[Layer]:

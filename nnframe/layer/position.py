@@ -28,9 +28,15 @@ def _check_sequence(layer: Layer, inputs: Array, max_len: int | None) -> None:
     if getattr(inputs, "ndim", None) != 3:
         raise ShapeError(f"{layer.name} expects input of shape (N, T, C), got "
                          f"{getattr(inputs, 'shape', type(inputs).__name__)}")
-    if max_len is not None and inputs.shape[1] > max_len:
+    _check_sequence_shape(layer, tuple(inputs.shape), max_len)
+
+
+def _check_sequence_shape(layer: Layer, shape: tuple[int, ...], max_len: int | None) -> None:
+    if len(shape) != 3:
+        raise ShapeError(f"{layer.name} expects input of shape (N, T, C), got {shape}")
+    if max_len is not None and shape[1] > max_len:
         raise ShapeError(f"{layer.name} holds positions for sequences up to max_len={max_len}, got "
-                         f"input of shape {tuple(inputs.shape)} ({inputs.shape[1]} steps)")
+                         f"input of shape {shape} ({shape[1]} steps)")
 
 
 class PositionalEmbedding(Layer):
@@ -55,10 +61,22 @@ class PositionalEmbedding(Layer):
     def param_names(self) -> tuple[str, ...]:
         return ("table",)
 
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        _check_sequence_shape(self, tuple(input_shape), self.max_len)
+        self.shapes = {"table": (self.max_len, input_shape[2])}
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _check_sequence_shape(self, tuple(input_shape), self.max_len)
+        channels = self.shapes["table"][1]
+        if channels is not None and input_shape[2] != channels:
+            raise ShapeError(f"{self.name} was built for {channels} channels, got input of shape "
+                             f"{tuple(input_shape)}")
+        return tuple(input_shape)
+
     def forward(self, inputs: Array) -> Array:
         _check_sequence(self, inputs, self.max_len)
         if not self.is_init:
-            self.shapes["table"][1] = inputs.shape[2]
+            self.build(inputs.shape)
             self._init_params()
         table = self.params["table"]
         if inputs.shape[2] != table.shape[1]:
@@ -114,6 +132,10 @@ class SinusoidalPositionalEncoding(Layer):
         self.max_len = None if max_len is None else _check_max_len(owner, max_len)
         super().__init__(name)
         self._table: Array | None = None
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _check_sequence_shape(self, tuple(input_shape), self.max_len)
+        return tuple(input_shape)
 
     def forward(self, inputs: Array) -> Array:
         _check_sequence(self, inputs, self.max_len)
