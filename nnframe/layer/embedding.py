@@ -98,6 +98,11 @@ class Embedding(Layer):
             raise ShapeError(f"{self.name}: id {bad} at position {where} is out of range; valid ids are "
                              f"0 .. {self.num_embeddings - 1} (num_embeddings={self.num_embeddings})")
 
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) < 1:
+            raise ShapeError(f"{self.name} expects ids of shape (N, ...), got a scalar")
+        return (*input_shape, self.dim)
+
     def forward(self, inputs: Array) -> Array:
         self._check_ids(inputs)
         if not self.is_init:
@@ -143,9 +148,13 @@ class Masking(Layer):
         super().__init__(name)
         self.mask_value = float(mask_value)
 
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) < 3:
+            raise ShapeError(f"{self.name} expects sequences (N, T, C), got shape {tuple(input_shape)}")
+        return tuple(input_shape)
+
     def _mask(self, inputs: Array) -> Array:
-        if inputs.ndim < 3:
-            raise ShapeError(f"{self.name} expects sequences (N, T, C), got shape {tuple(inputs.shape)}")
+        self.compute_output_shape(inputs.shape)
         return (inputs != self.mask_value).any(axis=-1)  # (N, T)
 
     def forward(self, inputs: Array) -> Array:
