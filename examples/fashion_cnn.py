@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> float:
     m = model.Model(net.Net(build_layers()), loss.SoftmaxCrossEntropy(label_smoothing=args.label_smoothing),
                     optimizer.Adam(lr=args.max_lr))
     steps = len(x_train) // args.batch
-    lr_schedule = schedule.OneCycleLR(m.optimizer, max_lr=args.max_lr, total_steps=args.epochs * steps)
+    lr_schedule = schedule.OneCycleLR(m.optimizer, max_lr=args.max_lr, total_steps=args.epochs * steps,
+                                      cycle_momentum=False)  # the published run kept Adam's beta1 at 0.9
     print(f"{len(x_train)} training / {len(x_test)} test images; {args.epochs} epochs of {steps} batches "
           f"of {args.batch}", flush=True)
     accuracy = 0.0

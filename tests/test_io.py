@@ -74,8 +74,7 @@ def test_round_trip_float64_sgd_momentum_and_one_cycle(tmp_path):
     with nnframe.backend.default_dtype("float64"):
         x, y = blobs(n=30)
         model = mlp(opt="SGD", lr=0.1)
-        model.optimizer.momentum = 0.9
-        model.optimizer.state_names = ("momentum",)
+        model.optimizer.momentum = 0.9  # the momentum buffer exists while the momentum is non-zero
         sched = schedule.OneCycleLR(model.optimizer, max_lr=0.5, total_steps=20, div_factor=10.0)
         model.fit(x, y, epochs=1, batch_size=10, verbose=0,
                   callbacks=[callbacks.LRSchedulerCallback(sched, per="batch")])
@@ -85,6 +84,7 @@ def test_round_trip_float64_sgd_momentum_and_one_cycle(tmp_path):
         np.testing.assert_array_equal(loaded.net.params.flat, model.net.params.flat)
         assert loaded.scheduler.div_factor == 10.0 and loaded.optimizer.lr == model.optimizer.lr
         assert [loaded.scheduler.lr_at(k) for k in range(20)] == [sched.lr_at(k) for k in range(20)]
+        assert loaded.optimizer.momentum == model.optimizer.momentum != 0.9  # cycled, and restored
 
 
 def test_a_loaded_model_summarises_without_its_code(trained, capsys):
