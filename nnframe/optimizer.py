@@ -13,12 +13,29 @@ Weight decay is the L2 penalty ``weight_decay * param`` added to the gradient
 
 State (moments, accumulators) is kept per parameter name and exported by
 :meth:`BaseOptimizer.state_dict` as ``{"<buffer>.<param name>": array}``.
+
+**Parameter groups** (PyTorch's ``param_groups``) give some parameters their own
+learning rate or weight decay, e.g. no decay on biases and normalisation scales::
+
+    AdamW(lr=1e-3, weight_decay=0.01, param_groups=[
+        {"params": ["*.b", "*.gamma", "*.beta"], "weight_decay": 0.0},
+        {"params": ["0.*"], "lr": 1e-4},          # the first layer learns slower
+    ])
+
+``params`` are :mod:`fnmatch` patterns over the dotted parameter names (``"3.w"``);
+a parameter matched by no group uses the optimizer's own ``lr`` and ``weight_decay``.
+A group's ``lr`` is its rate while the optimizer's ``lr`` is the one it was created
+with; when a scheduler (or you) change ``optimizer.lr``, every group's rate changes in
+the same proportion. Groups are part of :meth:`BaseOptimizer.get_config`, so
+checkpoints keep them. Every step is linear in the learning rate, so a group's rate
+is applied as a per-element factor on the step (one multiply over the flat buffer).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,11 +68,15 @@ class BaseOptimizer:
         lr: learning rate, >= 0.
         weight_decay: L2 coefficient, >= 0.
         clip_norm: if set, the largest global gradient L2 norm.
+        param_groups: ``[{"params": [pattern, ...], "lr": ..., "weight_decay": ...}, ...]``
+            (``lr`` and ``weight_decay`` optional; ``lr_scale``, the group's rate as a
+            multiple of ``lr``, instead of ``lr``); see the module docstring.
     """
 
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, lr: float, weight_decay: float = 0.0, clip_norm: float | None = None) -> None:
+    def __init__(self, lr: float, weight_decay: float = 0.0, clip_norm: float | None = None,
+                 param_groups: Sequence[Mapping[str, Any]] | None = None) -> None:
         owner = type(self).__name__
         self.lr = _check(owner, "lr", lr, 0.0)
         self.weight_decay = _check(owner, "weight_decay", weight_decay, 0.0)
@@ -66,6 +87,24 @@ class BaseOptimizer:
         self._step: ParamBuffer | None = None
         self._grad_buf: Array | None = None  # clipped / decayed gradient
         self._tmp: Array | None = None  # scratch for subclasses
+        # groups: patterns, lr as a multiple of self.lr, weight decay (None: the optimizer's)
+        self._groups = _check_groups(owner, param_groups, self.lr)
+        self._group_names: list[list[str]] = []  # names each group matched, in the bound layout
+        self._lr_scale: Array | None = None  # (P,) per-element lr factor, None when all are 1
+        self._decay: Array | None = None  # (P,) per-element weight decay, None when all share one
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The parameter groups: ``params`` (patterns), ``lr`` (at the current ``self.lr``),
+        ``weight_decay``, and, once bound to a net, ``names`` (the parameters matched)."""
+        groups = []
+        for index, (patterns, scale, decay) in enumerate(self._groups):
+            group: dict[str, Any] = {"params": list(patterns), "lr": self.lr * scale,
+                                     "weight_decay": self.weight_decay if decay is None else decay}
+            if self._group_names:
+                group["names"] = list(self._group_names[index])
+            groups.append(group)
+        return groups
 
     def compute_step(self, grads: ParamBuffer | list, params: ParamBuffer | list) -> ParamBuffer:
         """Return the step to add to ``params``, given their gradients.
@@ -81,6 +120,8 @@ class BaseOptimizer:
         self.iterations += 1
         g = self._effective_grad(grads.flat, params.flat)
         self._update(g, params.flat, self._step.flat)
+        if self._lr_scale is not None:
+            self._step.flat *= self._lr_scale  # every step is linear in lr: each group's rate
         return self._step
 
     #: ``True`` where weight decay is applied to the parameters directly (AdamW).
@@ -94,14 +135,24 @@ class BaseOptimizer:
             norm = float(xp.sqrt(xp.dot(g, g)))
             if norm > self.clip_norm:
                 scale = self.clip_norm / norm
-        use_decay = self.weight_decay > 0.0 and not self.decoupled_weight_decay
+        use_decay = self._has_decay() and not self.decoupled_weight_decay
         if scale == 1.0 and not use_decay:
             return g
         out = self._grad_buf
         xp.multiply(g, scale, out=out)
         if use_decay:
-            xp.multiply(p, self.weight_decay, out=self._tmp)
+            xp.multiply(p, self.weight_decay if self._decay is None else self._decay, out=self._tmp)
             out += self._tmp
+        return out
+
+    def _has_decay(self) -> bool:
+        return self.weight_decay > 0.0 if self._decay is None else True
+
+    def _decayed(self, p: Array, factor: float, out: Array) -> Array:
+        """``out = p * weight_decay * factor``, with each group's weight decay."""
+        backend.xp().multiply(p, self.weight_decay * factor if self._decay is None else factor, out=out)
+        if self._decay is not None:
+            out *= self._decay
         return out
 
     def _update(self, g: Array, p: Array, out: Array) -> None:
@@ -109,7 +160,7 @@ class BaseOptimizer:
 
     def _bind(self, layout: ParamLayout) -> None:
         """Allocate state for ``layout``, keeping the values of names seen before."""
-        if layout == self._layout:
+        if layout == self._layout and set(self.state) == set(self.state_names):
             return
         old = self.state
         self.state = {name: ParamBuffer(layout) for name in self.state_names}
@@ -122,11 +173,48 @@ class BaseOptimizer:
         self._grad_buf = backend.xp().empty(layout.size, dtype=layout.dtype)
         self._tmp = backend.xp().empty(layout.size, dtype=layout.dtype)
         self._layout = layout
+        self._bind_groups(layout)
+
+    def _bind_groups(self, layout: ParamLayout) -> None:
+        """Match the groups' patterns against ``layout``'s names; build the per-element factors."""
+        if not self._groups:
+            return
+        owner = type(self).__name__
+        xp = backend.xp()
+        taken: dict[str, int] = {}
+        self._group_names = []
+        for index, (patterns, _, _) in enumerate(self._groups):
+            names = [n for n in layout.names if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
+            if not names:
+                raise ValueError(f"{owner}: param_groups[{index}] {list(patterns)} matches no parameter; "
+                                 f"the parameters are {list(layout.names)}")
+            both = [n for n in names if n in taken]
+            if both:
+                raise ValueError(f"{owner}: parameters {both} are in param_groups[{taken[both[0]]}] and "
+                                 f"param_groups[{index}]; each parameter may be in one group only")
+            taken.update(dict.fromkeys(names, index))
+            self._group_names.append(names)
+        scale = np.ones(layout.size, dtype=layout.dtype)
+        decay = np.full(layout.size, self.weight_decay, dtype=layout.dtype)
+        for name, start, size in zip(layout.names, layout.offsets, layout.sizes, strict=True):
+            if name in taken:
+                _, lr_scale, weight_decay = self._groups[taken[name]]
+                scale[start:start + size] = lr_scale
+                if weight_decay is not None:
+                    decay[start:start + size] = weight_decay
+        self._lr_scale = None if (scale == 1).all() else xp.asarray(scale)
+        self._decay = None if (decay == self.weight_decay).all() else xp.asarray(decay)
 
     # ------------------------------------------------------------------ state
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor arguments, as a JSON-serialisable dict."""
-        return {"lr": self.lr, "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
+        config = {"lr": self.lr, "weight_decay": self.weight_decay, "clip_norm": self.clip_norm}
+        if self._groups:
+            config["param_groups"] = [
+                {"params": list(patterns), **({} if decay is None else {"weight_decay": decay}),
+                 **({"lr": self.lr * scale} if self.lr else {"lr_scale": scale})}  # lr 0 would lose the ratio
+                for patterns, scale, decay in self._groups]
+        return config
 
     def get_config(self) -> dict[str, Any]:
         """``{"class": name, **hyperparameters}`` (see :func:`get`)."""
@@ -181,19 +269,61 @@ def _check_beta(owner: str, name: str, value: float) -> float:
     return _check(owner, name, value, 0.0, 1.0)
 
 
+def _check_groups(owner: str, groups: Any, lr: float) -> list[tuple[tuple[str, ...], float, float | None]]:
+    """Validate ``param_groups``; return ``(patterns, lr / optimizer lr, weight decay or None)`` each."""
+    if groups is None:
+        return []
+    if isinstance(groups, (str, bytes, Mapping)) or not isinstance(groups, Sequence):
+        raise TypeError(f"{owner}: param_groups must be a list of dicts, got {type(groups).__name__}")
+    checked = []
+    for index, group in enumerate(groups):
+        where = f"{owner}: param_groups[{index}]"
+        if not isinstance(group, Mapping):
+            raise TypeError(f"{where} must be a dict, got {type(group).__name__}")
+        unknown = sorted(set(group) - {"params", "lr", "lr_scale", "weight_decay"})
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}; expected 'params', 'lr' (or 'lr_scale'), "
+                             "'weight_decay'")
+        if group.get("lr") is not None and group.get("lr_scale") is not None:
+            raise ValueError(f"{where}: give 'lr' or 'lr_scale', not both")
+        patterns = group.get("params")
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not patterns or not isinstance(patterns, Sequence) or not all(isinstance(p, str) for p in patterns):
+            raise ValueError(f"{where}: 'params' must be a non-empty list of name patterns such as '*.b', "
+                             f"got {group.get('params')!r}")
+        scale = 1.0
+        if group.get("lr") is not None:
+            group_lr = _check(where, "lr", group["lr"], 0.0)
+            if lr == 0.0 and group_lr != 0.0:
+                raise ValueError(f"{where}: a group lr needs an optimizer lr > 0 (groups scale with it), got lr=0")
+            scale = group_lr / lr if lr else 1.0
+        elif group.get("lr_scale") is not None:
+            scale = _check(where, "lr_scale", group["lr_scale"], 0.0)
+        decay = None if group.get("weight_decay") is None else _check(where, "weight_decay",
+                                                                      group["weight_decay"], 0.0)
+        checked.append((tuple(patterns), scale, decay))
+    return checked
+
+
 class SGD(BaseOptimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum, as PyTorch's:
     ``b = momentum * b + g``; ``step = -lr * (g + momentum * b if nesterov else b)``.
     """
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0, clip_norm: float | None = None) -> None:
-        super().__init__(lr, weight_decay, clip_norm)
+                 weight_decay: float = 0.0, clip_norm: float | None = None,
+                 param_groups: Sequence[Mapping[str, Any]] | None = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm, param_groups)
         self.momentum = _check_beta("SGD", "momentum", momentum)
         if nesterov and self.momentum == 0.0:
             raise ValueError("SGD: nesterov=True needs momentum > 0, got momentum=0")
         self.nesterov = bool(nesterov)
-        self.state_names = ("momentum",) if self.momentum else ()
+
+    @property
+    def state_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        """``("momentum",)`` while the momentum is non-zero (a scheduler may switch it on)."""
+        return ("momentum",) if self.momentum else ()
 
     def _update(self, g: Array, p: Array, out: Array) -> None:
         xp = backend.xp()
@@ -227,8 +357,9 @@ class Adam(BaseOptimizer):
     state_names = ("m", "v")
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float | None = None) -> None:
-        super().__init__(lr, weight_decay, clip_norm)
+                 eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float | None = None,
+                 param_groups: Sequence[Mapping[str, Any]] | None = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm, param_groups)
         owner = type(self).__name__
         self.beta1 = _check_beta(owner, "beta1", beta1)
         self.beta2 = _check_beta(owner, "beta2", beta2)
@@ -256,9 +387,8 @@ class Adam(BaseOptimizer):
         out += self.eps * math.sqrt(bc2)
         xp.divide(m, out, out=out)
         out *= -self.lr * math.sqrt(bc2) / bc1
-        if self.decoupled_weight_decay and self.weight_decay:
-            xp.multiply(p, self.lr * self.weight_decay, out=self._tmp)
-            out -= self._tmp
+        if self.decoupled_weight_decay and self._has_decay():
+            out -= self._decayed(p, self.lr, self._tmp)
 
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
@@ -272,8 +402,9 @@ class AdamW(Adam):
     decoupled_weight_decay = True
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.01, clip_norm: float | None = None) -> None:
-        super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
+                 eps: float = 1e-8, weight_decay: float = 0.01, clip_norm: float | None = None,
+                 param_groups: Sequence[Mapping[str, Any]] | None = None) -> None:
+        super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm, param_groups)
 
 
 class RAdam(Adam):
@@ -306,8 +437,9 @@ class Adamax(Adam):
     state_names = ("m", "u")
 
     def __init__(self, lr: float = 0.002, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float | None = None) -> None:
-        super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
+                 eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float | None = None,
+                 param_groups: Sequence[Mapping[str, Any]] | None = None) -> None:
+        super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm, param_groups)
 
     def _update(self, g: Array, p: Array, out: Array) -> None:
         xp = backend.xp()
@@ -332,13 +464,18 @@ class RMSProp(BaseOptimizer):
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0, centered: bool = False, weight_decay: float = 0.0,
-                 clip_norm: float | None = None) -> None:
-        super().__init__(lr, weight_decay, clip_norm)
+                 clip_norm: float | None = None,
+                 param_groups: Sequence[Mapping[str, Any]] | None = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm, param_groups)
         self.alpha = _check_beta("RMSProp", "alpha", alpha)
         self.eps = _check("RMSProp", "eps", eps, 0.0)
         self.momentum = _check_beta("RMSProp", "momentum", momentum)
         self.centered = bool(centered)
-        self.state_names = ("v",) + (("gbar",) if centered else ()) + (("momentum",) if self.momentum else ())
+
+    @property
+    def state_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        """``v``, ``gbar`` when centered, ``momentum`` while the momentum is non-zero."""
+        return ("v",) + (("gbar",) if self.centered else ()) + (("momentum",) if self.momentum else ())
 
     def _update(self, g: Array, p: Array, out: Array) -> None:
         xp = backend.xp()
@@ -379,8 +516,9 @@ class Adagrad(BaseOptimizer):
     state_names = ("sum",)
 
     def __init__(self, lr: float = 0.01, lr_decay: float = 0.0, eps: float = 1e-10,
-                 weight_decay: float = 0.0, clip_norm: float | None = None) -> None:
-        super().__init__(lr, weight_decay, clip_norm)
+                 weight_decay: float = 0.0, clip_norm: float | None = None,
+                 param_groups: Sequence[Mapping[str, Any]] | None = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm, param_groups)
         self.lr_decay = _check("Adagrad", "lr_decay", lr_decay, 0.0)
         self.eps = _check("Adagrad", "eps", eps, 0.0)
 
@@ -408,8 +546,9 @@ class Adadelta(BaseOptimizer):
     state_names = ("v", "u")
 
     def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, clip_norm: float | None = None) -> None:
-        super().__init__(lr, weight_decay, clip_norm)
+                 weight_decay: float = 0.0, clip_norm: float | None = None,
+                 param_groups: Sequence[Mapping[str, Any]] | None = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm, param_groups)
         self.rho = _check_beta("Adadelta", "rho", rho)
         self.eps = _check("Adadelta", "eps", eps, 0.0)
 
