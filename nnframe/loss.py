@@ -25,6 +25,17 @@ class BaseLoss:
         """The mean loss of ``predicted`` against ``actual``."""
         return self.loss_and_grad(predicted, actual)[0]
 
+    def batch_weight(self, predicted: Array, actual: Array) -> float:
+        """The denominator of this batch's mean: its weight in a mean over several batches.
+
+        ``sum_b loss_b * weight_b / sum_b weight_b`` over batches equals the loss of
+        all of them at once (``Model.evaluate`` and ``fit``'s epoch loss combine batches
+        this way). The default is the batch size ``N``, right for losses that average
+        over samples (or over elements, with a fixed number per sample); weighted class
+        losses return their total weight.
+        """
+        return float(predicted.shape[0])
+
     def grad(self, predicted: Array, actual: Array) -> Array:
         """The gradient of :meth:`loss` with respect to ``predicted``."""
         return self.loss_and_grad(predicted, actual)[1]
@@ -89,8 +100,20 @@ class SoftmaxCrossEntropy(BaseLoss):
         loss = sum_i sum_k w_k t'_ik (-log p_ik) / sum_i sum_k w_k t_ik
         dloss/dz_ik = (p_ik * sum_j w_j t'_ij - w_k t'_ik) / sum_i sum_k w_k t_ik
 
-    Without weights the denominator is ``N``. For integer labels this is PyTorch's
-    ``cross_entropy`` (weighted mean); one-hot rows give the same value as labels.
+    The denominator is the targets' total weight, ``sum_i sum_k w_k t_ik`` (without
+    weights, ``w_k = 1``: the sum of all target entries, which is ``N`` for labels,
+    one-hot rows and probability rows that sum to 1; a soft row summing to ``s``
+    counts ``s``, an all-zero row counts 0 in the numerator and the denominator).
+    For integer labels this is PyTorch's ``cross_entropy`` (weighted mean), and one-hot
+    rows give the same value as labels. PyTorch's ``cross_entropy`` with probability
+    targets divides by ``N`` instead (with or without weights), which differs only
+    for rows that do not sum to 1 or, with weights, for soft rows.
+
+    >>> import numpy as np
+    >>> logits = np.zeros((2, 2))                      # p = 0.5 everywhere: -log p = log 2
+    >>> targets = np.array([[1.0, 0.0], [0.0, 0.0]])  # the second row is all zeros
+    >>> round(SoftmaxCrossEntropy().loss(logits, targets), 4)   # log 2 / 1, not log 2 / 2
+    0.6931
 
     Args:
         label_smoothing: ``eps`` in ``[0, 1)``.
@@ -136,6 +159,10 @@ class SoftmaxCrossEntropy(BaseLoss):
         grad /= dtype.type(denom)
         return value, grad
 
+    def batch_weight(self, predicted: Array, actual: Array) -> float:
+        """The targets' total weight ``sum_i sum_k w_k t_ik``, this loss's denominator."""
+        return _total_weight(type(self).__name__, predicted, actual, self.weight)
+
     def _weight_for(self, k: int, dtype) -> Array | None:
         if self.weight is None:
             return None
@@ -179,8 +206,25 @@ class NLLLoss(BaseLoss):
         value = -float((a * predicted).sum()) / denom
         return value, a * predicted.dtype.type(-1.0 / denom)
 
+    def batch_weight(self, predicted: Array, actual: Array) -> float:
+        """The targets' total weight ``sum_i w_{y_i}``, this loss's denominator."""
+        return _total_weight("NLLLoss", predicted, actual, self.weight)
+
     def get_config(self) -> dict[str, Any]:
         return {} if self.weight is None else {"weight": [float(w) for w in self.weight]}
+
+
+def _total_weight(owner: str, predicted: Array, actual: Array, weight: Array | None) -> float:
+    """``sum_i sum_k w_k t_ik`` for labels or target rows (``w = 1`` without weights)."""
+    xp = backend.xp()
+    labels, dist = _class_targets(owner, predicted, actual)
+    if weight is not None and weight.shape[0] != predicted.shape[1]:
+        raise ShapeError(f"{owner}: weight has {weight.shape[0]} classes, predictions have {predicted.shape[1]}")
+    if labels is not None:
+        return float(labels.shape[0]) if weight is None else float(xp.asarray(weight)[labels].sum())
+    if weight is None:
+        return float(dist.sum())
+    return float((dist * xp.asarray(weight, dtype=dist.dtype)).sum())
 
 
 class SigmoidCrossEntropy(BaseLoss):
@@ -235,9 +279,67 @@ class Huber(BaseLoss):
         return {"delta": self.delta}
 
 
+class KLDivergence(BaseLoss):
+    """Kullback-Leibler divergence ``KL(t || q)`` of predicted distributions from target ones.
+
+    ``loss = sum t (log t - log q) / N`` (PyTorch's ``KLDivLoss(reduction="batchmean")``,
+    the mean over the batch of each sample's divergence), with ``0 log 0 = 0``. The
+    distributions lie along the last axis.
+
+    Args:
+        from_logits: predictions are logits and ``log q = log_softmax(predictions)``
+            over the last axis (the default, as a net's output is logits); with
+            ``False`` they are log-probabilities ``log q`` already (PyTorch's
+            ``KLDivLoss`` input, e.g. from a ``log_softmax``).
+        log_target: targets are log-probabilities ``log t`` (PyTorch's ``log_target``).
+
+    Shapes:
+        predictions and targets ``(N, ..., K)``, the same shape.
+
+    Gradient: ``-t / N`` with respect to ``log q``; ``(q sum_k t_k - t) / N`` with
+    respect to logits.
+    """
+
+    def __init__(self, from_logits: bool = True, log_target: bool = False) -> None:
+        for name, value in (("from_logits", from_logits), ("log_target", log_target)):
+            if not isinstance(value, bool):
+                raise TypeError(f"KLDivergence: {name} must be True or False, got {value!r}")
+        self.from_logits, self.log_target = from_logits, log_target
+
+    def loss_and_grad(self, predicted: Array, actual: Array) -> tuple[float, Array]:
+        xp = backend.xp()
+        if predicted.ndim < 1 or predicted.shape[0] == 0:
+            raise ShapeError(f"KLDivergence: predictions must have shape (N, ..., K), got {tuple(predicted.shape)}")
+        t = _same_shape("KLDivergence", predicted, actual)
+        n = predicted.shape[0]
+        log_q = F.log_softmax(predicted, axis=-1) if self.from_logits else predicted
+        if self.log_target:
+            log_t, t = t, xp.exp(t)
+            pointwise = t * (log_t - log_q)
+        else:
+            if (t < 0).any():
+                raise ValueError("KLDivergence: targets must be probabilities (>= 0); pass log_target=True "
+                                 "for log-probabilities")
+            safe = xp.where(t > 0, t, predicted.dtype.type(1.0))
+            pointwise = xp.where(t > 0, t * (xp.log(safe) - log_q), predicted.dtype.type(0.0))
+        value = float(pointwise.sum()) / n
+        scale = predicted.dtype.type(1.0 / n)
+        if self.from_logits:
+            grad = xp.exp(log_q) * t.sum(axis=-1, keepdims=True)
+            grad -= t
+            grad *= scale
+        else:
+            grad = t * -scale
+        return value, grad
+
+    def get_config(self) -> dict[str, Any]:
+        return {"from_logits": self.from_logits, "log_target": self.log_target}
+
+
 _REGISTRY = {
     cls.__name__: cls
-    for cls in (SoftmaxCrossEntropy, CrossEntropyLoss, NLLLoss, SigmoidCrossEntropy, MSE, MAE, Huber)
+    for cls in (SoftmaxCrossEntropy, CrossEntropyLoss, NLLLoss, SigmoidCrossEntropy, MSE, MAE, Huber,
+                KLDivergence)
 }
 
 

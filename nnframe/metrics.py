@@ -138,10 +138,11 @@ class Metric:
         self.update_value(value, int(backend.xp().asarray(predictions).shape[0]))
         return value
 
-    def update_value(self, value: float, weight: int = 1) -> None:
-        """Add a value already computed for ``weight`` samples."""
+    def update_value(self, value: float, weight: float = 1) -> None:
+        """Add a value already computed for ``weight`` samples (or a loss's batch weight,
+        e.g. a class-weighted batch's total weight: :meth:`nnframe.loss.BaseLoss.batch_weight`)."""
         self.total += float(value) * weight
-        self.count += int(weight)
+        self.count += weight
 
     def result(self) -> float:
         """The weighted mean so far (NaN before any update)."""

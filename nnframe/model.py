@@ -30,10 +30,11 @@ import numpy as np
 from nnframe import backend, io
 from nnframe import callbacks as callbacks_mod
 from nnframe import data as data_mod
+from nnframe import functional as F
 from nnframe import metrics as metrics_mod
 from nnframe import random as nn_random
 from nnframe.backend import Array
-from nnframe.loss import BaseLoss, NLLLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
+from nnframe.loss import BaseLoss, KLDivergence, NLLLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from nnframe.net import Net
 from nnframe.optimizer import BaseOptimizer
 from nnframe.parameter import ParamBuffer
@@ -87,6 +88,9 @@ class Model:
         self.split_seed: int | None = None
         self._step_metrics: list[metrics_mod.Metric] | None = None
         self.metadata: dict[str, Any] = {}
+        #: the loss's batch weight of the last train_step/eval_step (epoch and evaluate means)
+        self.last_loss_weight: float | None = None
+        self._warned_integer_input = False
         self._callbacks: list[callbacks_mod.Callback] = []  # the last fit's, whose state checkpoints keep
 
     def forward(self, inputs: Array) -> Array:
@@ -164,6 +168,7 @@ class Model:
         loss, step = self.backward(preds, targets)
         self.apply_grad(step)
         self.global_step += 1
+        self.last_loss_weight = self.loss.batch_weight(preds, targets)
         return {"loss": loss, **self._batch_metrics(preds, targets)}
 
     def eval_step(self, inputs: Array, targets: Array) -> dict[str, float]:
@@ -172,7 +177,18 @@ class Model:
         Runs in whatever mode the net is in (:meth:`evaluate` puts it in evaluation mode).
         """
         preds = self.forward(inputs)
-        return {"loss": self.loss.loss(preds, targets), **self._batch_metrics(preds, targets)}
+        self.last_loss_weight = weight = self.loss.batch_weight(preds, targets)
+        # a batch of total weight 0 (class weights) has no mean loss, and no say in evaluate's
+        value = self.loss.loss(preds, targets) if weight > 0 else math.nan
+        return {"loss": value, **self._batch_metrics(preds, targets)}
+
+    def _loss_weight(self, size: int) -> float:
+        """The weight of the batch :meth:`train_step`/:meth:`eval_step` just ran, for the mean
+        loss over batches: the loss's :meth:`~nnframe.loss.BaseLoss.batch_weight` (a subclass
+        whose step does not set ``last_loss_weight`` gets the batch size)."""
+        weight = self.last_loss_weight
+        self.last_loss_weight = None
+        return size if weight is None else weight
 
     def _batch_metrics(self, preds: Array, targets: Array) -> dict[str, float]:
         if self._step_metrics is None:
@@ -207,7 +223,10 @@ class Model:
     def evaluate(self, x: Any, y: Any, batch_size: int = 128) -> dict[str, float]:
         """Mean loss and metrics over ``(x, y)``, in evaluation mode.
 
-        Batch values are weighted by batch size, so the result does not depend on
+        The loss of each batch is weighted by the loss's
+        :meth:`~nnframe.loss.BaseLoss.batch_weight` (its batch size, or for a
+        class-weighted loss the batch's total weight) and metrics by the batch size, so
+        the result is that of one batch holding all of ``x`` and does not depend on
         ``batch_size`` (up to float rounding).
 
         Returns:
@@ -216,15 +235,23 @@ class Model:
         trackers: dict[str, metrics_mod.Mean] = {}
         with self.mode(training=False):
             for xb, yb in self._batches(x, y, batch_size):
+                self.last_loss_weight = None
                 logs = self.eval_step(xb, yb)
+                loss_weight = self._loss_weight(len(xb))
                 for key, value in logs.items():
-                    trackers.setdefault(key, metrics_mod.Mean(key)).update_value(value, len(xb))
+                    weight = loss_weight if key == "loss" else len(xb)
+                    tracker = trackers.setdefault(key, metrics_mod.Mean(key))
+                    if weight:
+                        tracker.update_value(value, weight)
         if not trackers:
             raise ValueError("evaluate: x has no samples")
         return {key: tracker.result() for key, tracker in trackers.items()}
 
     def predict(self, x: Any, batch_size: int = 1024) -> Array:
-        """The net's outputs for ``x``, computed in batches in evaluation mode.
+        """The net's raw outputs for ``x`` (logits for a classifier), in batches, in evaluation mode.
+
+        A classifier's net ends without a softmax (its loss applies it): use
+        :meth:`predict_proba` for probabilities.
 
         Shapes:
             ``x`` ``(N, ...)`` -> the net's output ``(N, ...)``.
@@ -235,6 +262,44 @@ class Model:
         if not outputs:
             raise ValueError("predict: x has no samples")
         return outputs[0] if len(outputs) == 1 else xp.concatenate(outputs, axis=0)
+
+    def predict_proba(self, x: Any, batch_size: int = 1024) -> Array:
+        """Class probabilities for ``x``: :meth:`predict`'s outputs through the loss's link.
+
+        Softmax over the last axis for :class:`~nnframe.loss.SoftmaxCrossEntropy` and
+        :class:`~nnframe.loss.KLDivergence` (from logits), the element-wise sigmoid for
+        :class:`~nnframe.loss.SigmoidCrossEntropy`, ``exp`` for log-probability outputs
+        (:class:`~nnframe.loss.NLLLoss`, ``KLDivergence(from_logits=False)``).
+
+        Raises:
+            TypeError: for a loss whose outputs are not probabilities' logits (e.g. MSE).
+
+        Shapes:
+            ``x`` ``(N, ...)`` -> ``(N, ..., K)``, rows summing to 1 (softmax) or each in (0, 1).
+        """
+        xp = backend.xp()
+        link = _probability_link(self.loss)
+        if link is None:
+            raise TypeError(f"predict_proba: the model's loss {type(self.loss).__name__} does not define "
+                            "class probabilities; use predict for its raw outputs")
+        outputs = self.predict(x, batch_size)
+        if link == "softmax":
+            return xp.exp(F.log_softmax(outputs, axis=-1))
+        return F.sigmoid(outputs) if link == "sigmoid" else xp.exp(outputs)
+
+    def _warn_integer_input(self, x: Any) -> None:
+        """Warn once per model when a float net is fed integer (e.g. uint8 pixel) data."""
+        dtype = getattr(x, "dtype", None)
+        first = self.net.layers[0] if self.net.layers else None
+        if self._warned_integer_input or dtype is None or np.dtype(dtype).kind not in "iu" \
+                or (first is not None and first.accepts_integer_input):
+            return
+        self._warned_integer_input = True
+        warnings.warn(
+            f"fit: x has integer dtype {np.dtype(dtype)}, so the net trains on the raw values (0..255 for "
+            "pixels), which trains badly; scale or standardise it first: x, mean, std = "
+            "nnframe.data.standardize(x), or load the data set with standardize=True",
+            UserWarning, stacklevel=3)
 
     def _batches(self, x: Any, y: Any, batch_size: int, shuffle: bool = False,
                  rng: np.random.Generator | None = None) -> data_mod.BatchIterator:
@@ -259,7 +324,8 @@ class Model:
         Each epoch: shuffle (from one generator kept on the model), run
         :meth:`train_step` on every batch in training mode, then :meth:`evaluate` the
         validation data in evaluation mode. Epoch logs: ``loss`` and metrics (means
-        over the epoch's training batches, as trained), ``val_loss``, ``val_<metric>``,
+        over the epoch's training batches, as trained; the loss weighted as in
+        :meth:`evaluate`), ``val_loss``, ``val_<metric>``,
         ``lr`` (the learning rate used in the epoch).
 
         Args:
@@ -295,6 +361,7 @@ class Model:
         """
         _check_int("epochs", epochs, 0)
         _check_int("initial_epoch", initial_epoch, 0)
+        self._warn_integer_input(x)
         if verbose not in (0, 1, 2):
             raise ValueError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
         if validation_data is not None and validation_split:
@@ -347,8 +414,12 @@ class Model:
         for index, (xb, yb) in enumerate(train_batches):
             size = len(xb)
             cbs.on_batch_begin(index, {"batch": index, "size": size})
-            for key, value in self.train_step(xb, yb).items():
-                trackers.setdefault(key, metrics_mod.Mean(key)).update_value(value, size)
+            self.last_loss_weight = None
+            batch_logs = self.train_step(xb, yb)
+            loss_weight = self._loss_weight(size)
+            for key, value in batch_logs.items():
+                weight = loss_weight if key == "loss" else size
+                trackers.setdefault(key, metrics_mod.Mean(key)).update_value(value, weight)
             cbs.on_batch_end(index, {"batch": index, "size": size,
                                      **{k: t.result() for k, t in trackers.items()}})
             if self.stop_training:
@@ -401,17 +472,25 @@ class Model:
                 _give_state(ckpt, key, saved[key], callback)
 
     # ------------------------------------------------------------------ summary
-    def summary(self, input_shape: Sequence[int] | None = None, print_fn: Any = print) -> str:
-        """Print (and return) a table: layer index, name, output shape, parameter count.
+    def summary(self, input_shape: Sequence[int] | None = None, print_fn: Any = print) -> None:
+        """Print a table: layer index, name, output shape, parameter count (as Keras: it returns
+        ``None``; :meth:`summary_text` returns the text instead).
 
         Args:
             input_shape: the per-sample input shape (no batch axis), e.g. ``(28, 28, 1)``;
                 default: the shape seen by the first forward pass or stored in the checkpoint.
-            print_fn: where the text goes (``None``: only returned).
+            print_fn: called with the text (default :func:`print`).
 
         Raises:
             ValueError: when the input shape is unknown.
         """
+        if not callable(print_fn):
+            raise TypeError(f"summary: print_fn must be callable, got {print_fn!r}; "
+                            "use summary_text() to get the text")
+        print_fn(self.summary_text(input_shape))
+
+    def summary_text(self, input_shape: Sequence[int] | None = None) -> str:
+        """The table :meth:`summary` prints, as a string (arguments as :meth:`summary`)."""
         if input_shape is not None:
             self.input_shape = input_shape
         shape = self.input_shape
@@ -437,8 +516,6 @@ class Model:
             f"Total params: {self.net.num_params:,}" + (f" (+ {buffers:,} non-trainable)" if buffers else ""),
             f"Loss: {self.loss!r}   Optimizer: {self.optimizer!r}",
         ])
-        if print_fn is not None:
-            print_fn(text)
         return text
 
     def _output_shapes(self, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -553,6 +630,19 @@ class Model:
 
 
 load = Model.load
+
+
+def _probability_link(loss: BaseLoss) -> str | None:
+    """``"softmax"``, ``"sigmoid"`` or ``"exp"``: how the loss turns outputs into probabilities."""
+    if isinstance(loss, SoftmaxCrossEntropy):
+        return "softmax"
+    if isinstance(loss, SigmoidCrossEntropy):
+        return "sigmoid"
+    if isinstance(loss, NLLLoss):
+        return "exp"
+    if isinstance(loss, KLDivergence):
+        return "softmax" if loss.from_logits else "exp"
+    return None
 
 
 def _saved_callback_states(ckpt: io.Checkpoint) -> dict[str, dict[str, Any]]:

@@ -190,9 +190,9 @@ def test_summary_prints_layers_shapes_and_parameter_counts(capsys):
                   loss.SoftmaxCrossEntropy(), optimizer.SGD(0.1))
     with pytest.raises(ValueError, match="input_shape"):
         model.summary()
-    text = model.summary(input_shape=(4, 4, 1))
-    printed = capsys.readouterr().out
-    assert printed.strip() == text.strip()
+    assert model.summary(input_shape=(4, 4, 1)) is None  # prints once, returns nothing (as Keras)
+    text = capsys.readouterr().out
+    assert text == model.summary_text() + "\n"
     lines = text.splitlines()
     assert any(line.split()[:2] == ["0", "Flatten"] and "(None, 16)" in line for line in lines)
     assert any(line.split()[:2] == ["1", "Dense"] and "(None, 32)" in line and line.endswith("544")
@@ -200,8 +200,13 @@ def test_summary_prints_layers_shapes_and_parameter_counts(capsys):
     assert any(line.split()[:2] == ["3", "Dense"] and "(None, 10)" in line and line.endswith("330")
                for line in lines)
     assert f"Total params: {16 * 32 + 32 + 32 * 10 + 10:,}" in text
-    assert model.summary(print_fn=None) == text  # the input shape is now known
+    assert model.summary_text() + "\n" == text  # the input shape is now known
     assert capsys.readouterr().out == ""
+    lines_seen = []
+    model.summary(print_fn=lines_seen.append)
+    assert lines_seen == [text.rstrip("\n")] and capsys.readouterr().out == ""
+    with pytest.raises(TypeError, match="print_fn must be callable, got None; use summary_text"):
+        model.summary(print_fn=None)
 
 
 def test_summary_does_not_disturb_training_state():
@@ -209,7 +214,7 @@ def test_summary_does_not_disturb_training_state():
     a, b = mlp(), mlp()
     a.fit(x, y, epochs=1, verbose=0, rng=1)
     b.fit(x, y, epochs=1, verbose=0, rng=1)
-    a.summary(print_fn=None)
+    a.summary_text()
     a.fit(x, y, epochs=2, initial_epoch=1, verbose=0)
     b.fit(x, y, epochs=2, initial_epoch=1, verbose=0)
     np.testing.assert_array_equal(a.net.params.flat, b.net.params.flat)

@@ -89,7 +89,7 @@ def test_round_trip_float64_sgd_momentum_and_one_cycle(tmp_path):
 
 def test_a_loaded_model_summarises_without_its_code(trained, capsys):
     _, path = trained
-    text = nnframe.load(path).summary()
+    text = nnframe.load(path).summary_text()
     assert "Dense" in text and "(None, 3)" in text and "Total params: 163" in text
 
 

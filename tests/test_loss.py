@@ -19,6 +19,9 @@ SOFT = RNG.dirichlet(np.ones(4), size=5)
 REG_PRED = RNG.normal(size=(6, 3))
 REG_TARGET = REG_PRED + RNG.choice([-1, 1], size=(6, 3)) * RNG.uniform(0.1, 2.5, size=(6, 3))
 BINARY = RNG.integers(0, 2, size=(5, 4)).astype(float)
+SOFT_ZEROS = SOFT.copy()
+SOFT_ZEROS[0, 1] = 0.0  # 0 log 0 = 0
+SOFT_ZEROS[0] /= SOFT_ZEROS[0].sum()
 
 LOSS_CASES = [
     ("sce-labels", L.SoftmaxCrossEntropy(), LOGITS, LABELS),
@@ -34,6 +37,10 @@ LOSS_CASES = [
     ("mse", L.MSE(), REG_PRED, REG_TARGET),
     ("mae", L.MAE(), REG_PRED, REG_TARGET),
     ("huber", L.Huber(1.0), REG_PRED, REG_TARGET),
+    ("kl-logits", L.KLDivergence(), LOGITS, SOFT_ZEROS),
+    ("kl-logprobs", L.KLDivergence(from_logits=False), np.log(SOFT), SOFT_ZEROS),
+    ("kl-log-target", L.KLDivergence(log_target=True), LOGITS, np.log(SOFT)),
+    ("kl-3d", L.KLDivergence(), RNG.normal(size=(2, 3, 4)), RNG.dirichlet(np.ones(4), size=(2, 3))),
 ]
 
 
@@ -121,6 +128,7 @@ def _torch_loss(name):
     F = torch.nn.functional
     t = torch.tensor
     w = t([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+    kl = torch.nn.KLDivLoss(reduction="batchmean")
     return {
         "sce-labels": lambda z: F.cross_entropy(z, t(LABELS)),
         "sce-onehot": lambda z: F.cross_entropy(z, t(ONE_HOT)),
@@ -135,6 +143,11 @@ def _torch_loss(name):
         "mse": lambda z: F.mse_loss(z, t(REG_TARGET)),
         "mae": lambda z: F.l1_loss(z, t(REG_TARGET)),
         "huber": lambda z: F.huber_loss(z, t(REG_TARGET), delta=1.0),
+        "kl-logits": lambda z: kl(F.log_softmax(z, dim=-1), t(SOFT_ZEROS)),
+        "kl-logprobs": lambda z: kl(z, t(SOFT_ZEROS)),
+        "kl-log-target": lambda z: torch.nn.KLDivLoss(reduction="batchmean", log_target=True)(
+            F.log_softmax(z, dim=-1), t(np.log(SOFT))),
+        "kl-3d": lambda z: kl(F.log_softmax(z, dim=-1), t(LOSS_CASES[-1][3])),
     }[name]
 
 
@@ -147,3 +160,43 @@ def test_value_and_gradient_match_pytorch(name, loss, pred, target):
     value, grad = loss.loss_and_grad(pred, target)
     assert value == pytest.approx(expected.item(), rel=1e-10)
     np.testing.assert_allclose(grad, z.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_kl_divergence_is_zero_for_equal_distributions_and_refuses_bad_targets():
+    value, grad = L.KLDivergence(from_logits=False).loss_and_grad(np.log(SOFT), SOFT)
+    assert value == pytest.approx(0.0, abs=1e-15)
+    value, grad = L.KLDivergence().loss_and_grad(np.log(SOFT) + 3.0, SOFT)  # logits: shift-invariant
+    assert value == pytest.approx(0.0, abs=1e-12) and np.abs(grad).max() < 1e-12
+    with pytest.raises(ValueError, match=r"KLDivergence: targets must be probabilities \(>= 0\); pass log_target"):
+        L.KLDivergence().loss(LOGITS, -SOFT)
+    with pytest.raises(ShapeError, match="predictions and targets must have the same shape"):
+        L.KLDivergence().loss(LOGITS, SOFT[:3])
+    with pytest.raises(TypeError, match="from_logits must be True or False, got 'yes'"):
+        L.KLDivergence(from_logits="yes")
+    assert isinstance(L.get({"class": "KLDivergence", "from_logits": False}), L.KLDivergence)
+
+
+@pytest.mark.parametrize("name,loss,pred,target", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_batch_weights_combine_batch_means_into_the_full_mean(name, loss, pred, target):
+    # split in two batches: sum_b loss_b * weight_b / sum_b weight_b == the loss of the whole
+    cut = 1
+    parts = [(pred[:cut], target[:cut]), (pred[cut:], target[cut:])]
+    weights = [loss.batch_weight(p, t) for p, t in parts]
+    combined = sum(loss.loss(p, t) * w for (p, t), w in zip(parts, weights, strict=True)) / sum(weights)
+    assert combined == pytest.approx(loss.loss(pred, target), rel=1e-12)
+
+
+def test_class_weighted_batch_weight_is_the_total_weight():
+    sce = L.SoftmaxCrossEntropy(weight=[1.0, 2.0, 0.5, 3.0])
+    assert sce.batch_weight(LOGITS, LABELS) == pytest.approx(1 + 3 + 2 + 2 + 0.5)
+    assert sce.batch_weight(LOGITS, ONE_HOT) == pytest.approx(8.5)
+    assert L.SoftmaxCrossEntropy().batch_weight(LOGITS, SOFT * 0.5) == pytest.approx(2.5)
+    assert L.NLLLoss(weight=[1, 2, 3, 4]).batch_weight(LOGITS, LABELS) == pytest.approx(1 + 4 + 2 + 2 + 3)
+    assert L.MSE().batch_weight(REG_PRED, REG_TARGET) == 6.0
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(L, raise_on_error=False)
+    assert result.attempted >= 1 and result.failed == 0

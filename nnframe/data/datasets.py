@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from nnframe.data import preprocessing
 from nnframe.data.download import DownloadError, download_file
 from nnframe.data.idx import IDXFormatError, read_idx
 
@@ -347,7 +348,8 @@ def _resolve(ds: _Dataset, data_dir: str | os.PathLike | None, download: bool, p
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = True,
-                 progress: bool = True, mirrors: Sequence[str] | None = None) -> Arrays:
+                 progress: bool = True, mirrors: Sequence[str] | None = None,
+                 standardize: bool = False) -> Arrays:
     """Load ``"mnist"``, ``"fashion-mnist"`` or ``"cifar10"`` (see the module docstring for where from).
 
     Args:
@@ -356,9 +358,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         download: download from the mirrors into the user cache when no copy is found.
         progress: show a download progress bar.
         mirrors: base URLs to download from, instead of ``MIRRORS[name]``.
+        standardize: return the images as float32 (the framework dtype) standardised
+            per channel with the *training* set's mean and standard deviation (both sets),
+            ready for ``fit``. Default ``False``: the uint8 pixels 0..255 as stored.
 
     Returns:
-        ``((x_train, y_train), (x_test, y_test))``: ``x`` uint8 NHWC, ``y`` int64 in ``0..9``.
+        ``((x_train, y_train), (x_test, y_test))``: ``x`` uint8 NHWC (float with
+        ``standardize=True``), ``y`` int64 in ``0..9``.
 
     Raises:
         ValueError: for an unknown name.
@@ -371,11 +377,19 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
     if key not in _DATASETS:
         raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(_DATASETS)}")
     ds = _DATASETS[key]
-    return ds.read(_resolve(ds, data_dir, download, progress, mirrors))
+    arrays = ds.read(_resolve(ds, data_dir, download, progress, mirrors))
+    if not isinstance(standardize, bool):
+        raise TypeError(f"load_dataset: standardize must be True or False, got {standardize!r}")
+    if standardize:
+        (x_train, y_train), (x_test, y_test) = arrays
+        x_train, mean, std = preprocessing.standardize(x_train)
+        x_test, _, _ = preprocessing.standardize(x_test, mean, std)
+        arrays = (x_train, y_train), (x_test, y_test)
+    return arrays
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True, progress: bool = True,
-               mirrors: Sequence[str] | None = None) -> Arrays:
+               mirrors: Sequence[str] | None = None, standardize: bool = False) -> Arrays:
     """MNIST handwritten digits: 60000 training and 10000 test images.
 
     Args:
@@ -383,34 +397,39 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
         download: download into the user cache when no copy is found.
         progress: show a download progress bar.
         mirrors: base URLs instead of ``MIRRORS["mnist"]``.
+        standardize: float32 images standardised with the training set's per-channel
+            mean and standard deviation, instead of uint8 pixels (see :func:`load_dataset`).
 
     Returns:
         ``((x_train, y_train), (x_test, y_test))``.
 
     Shapes:
-        ``x``: ``(N, 28, 28, 1)`` uint8; ``y``: ``(N,)`` int64 in ``0..9``.
+        ``x``: ``(N, 28, 28, 1)`` uint8 (float32 with ``standardize=True``); ``y``: ``(N,)`` int64 in ``0..9``.
 
     Raises:
         DatasetNotFoundError: with every place tried and how to get the data.
     """
-    return load_dataset("mnist", data_dir, download, progress, mirrors)
+    return load_dataset("mnist", data_dir, download, progress, mirrors, standardize)
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
-                       progress: bool = True, mirrors: Sequence[str] | None = None) -> Arrays:
+                       progress: bool = True, mirrors: Sequence[str] | None = None,
+                       standardize: bool = False) -> Arrays:
     """Fashion-MNIST (Zalando article images): 60000 training and 10000 test images.
 
     Debian's ``dataset-fashion-mnist`` package installs a copy this finds in
     ``/usr/share/datasets/fashion-mnist``. Arguments as :func:`load_mnist`.
 
     Shapes:
-        ``x``: ``(N, 28, 28, 1)`` uint8; ``y``: ``(N,)`` int64 in ``0..9`` (:data:`CLASS_NAMES`).
+        ``x``: ``(N, 28, 28, 1)`` uint8 (float32 with ``standardize=True``); ``y``: ``(N,)`` int64
+        in ``0..9`` (:data:`CLASS_NAMES`).
     """
-    return load_dataset("fashion-mnist", data_dir, download, progress, mirrors)
+    return load_dataset("fashion-mnist", data_dir, download, progress, mirrors, standardize)
 
 
 def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = True,
-                 progress: bool = True, mirrors: Sequence[str] | None = None) -> Arrays:
+                 progress: bool = True, mirrors: Sequence[str] | None = None,
+                 standardize: bool = False) -> Arrays:
     """CIFAR-10 from its binary archive: 50000 training and 10000 test colour images.
 
     ``data_dir`` may hold ``cifar-10-binary.tar.gz`` or its extracted ``cifar-10-batches-bin/``.
@@ -419,7 +438,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
     Shapes:
         ``x``: ``(N, 32, 32, 3)`` uint8 (HWC, converted from the file's CHW); ``y``: ``(N,)`` int64.
     """
-    return load_dataset("cifar10", data_dir, download, progress, mirrors)
+    return load_dataset("cifar10", data_dir, download, progress, mirrors, standardize)
 
 
 __all__ = [
