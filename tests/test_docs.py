@@ -69,14 +69,14 @@ def doc_files() -> list[Path]:
 
 
 def _write_tiny_datasets(root: Path) -> None:
-    """Tiny MNIST and Fashion-MNIST (IDX files) under ``root/<name>``: 512 train, 128 test images."""
+    """Tiny MNIST and Fashion-MNIST (IDX files) under ``root/<name>``: 256 train, 64 test images."""
     from nnframe.data import write_idx
 
     rng = np.random.default_rng(0)
     for name in ("mnist", "fashion-mnist"):
         folder = root / name
         folder.mkdir(parents=True)
-        for prefix, n in (("train", 512), ("t10k", 128)):
+        for prefix, n in (("train", 256), ("t10k", 64)):
             labels = rng.integers(0, 10, size=n).astype(np.uint8)
             images = rng.integers(0, 120, size=(n, 28, 28), dtype=np.uint8)
             images[np.arange(n), labels * 2 + 4, 4:24] = 255  # a learnable stripe per class
