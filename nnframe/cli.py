@@ -35,6 +35,7 @@ from nnframe.errors import ShapeError
 from nnframe.interop import export_command
 from nnframe.model import Model
 from nnframe.net import Net
+from nnframe.serve import command as serve_command
 
 PROG = "nnframe"
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(commands)
     _add_summary(commands)
     export_command.add_parser(commands, _positive_int)
+    serve_command.add_parser(commands)
     return parser
 
 
@@ -295,33 +297,22 @@ def net_from_spec(path: str) -> Net:
 
 
 def _standardization(meta: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndarray] | None:
-    prep = meta.get("preprocessing")
-    if prep is None:
-        return None
     try:
-        mean = np.asarray(prep["standardize"]["mean"], dtype=np.float64)
-        std = np.asarray(prep["standardize"]["std"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError):
-        raise CLIError(f"{where}: metadata 'preprocessing' must be "
-                       '{"standardize": {"mean": [...], "std": [...]}}') from None
-    if mean.ndim != 1 or mean.shape != std.shape or not np.all(np.isfinite(mean)) or not np.all(std > 0):
-        raise CLIError(f"{where}: bad standardisation in the metadata (mean {mean}, std {std})")
-    return mean, std
+        return data.stored_standardization(meta, where)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def preprocess(x: np.ndarray, model: Model, where: str = "checkpoint") -> np.ndarray:
     """Apply the checkpoint's stored input preprocessing to raw pixels ``x`` (N, H, W, C).
 
-    Without stored preprocessing the values are only cast to the net's dtype.
+    Without stored preprocessing the values are only cast to the net's dtype
+    (:func:`nnframe.data.apply_stored_preprocessing`).
     """
-    stats = _standardization(model.metadata, where)
-    if stats is None:
-        return np.asarray(x, dtype=model.net.dtype)
-    mean, std = stats
-    if x.shape[-1] != mean.shape[0]:
-        raise CLIError(f"{where}: the stored normalisation has {mean.shape[0]} channel(s), "
-                       f"the input has {x.shape[-1]}")
-    return data.standardize(x, mean, std, dtype=model.net.dtype)[0]
+    try:
+        return data.apply_stored_preprocessing(x, model.metadata, model.net.dtype, where)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _load(path: str) -> Model:
@@ -453,6 +444,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
 
     results = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH_SIZE)
+    # the test figures travel with the checkpoint (nnframe serve's model card shows them)
+    model.metadata["test"] = {**{k: float(v) for k, v in results.items()}, "samples": len(x_test)}
+    model.save(args.out)
     _say(f"trained {model.epoch - first_epoch} epoch(s) in {_fmt_duration(elapsed)}")
     _say(f"test: {_fmt_eval(results, len(x_test))}")
     _say(f"checkpoint: {args.out}")
@@ -498,15 +492,10 @@ def _read_images(path: str, shape: tuple[int, ...]) -> np.ndarray:
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif":
             raise CLIError(f"{path}: expected a numeric array, got dtype {getattr(array, 'dtype', None)}")
     elif suffix == ".png":
-        array = data.read_png(path)  # (H, W, C)
-        if array.shape[-1] in (2, 4):
-            array = array[..., :-1]  # drop alpha
-        channels = shape[-1] if shape else None
-        if channels == 1 and array.shape[-1] == 3:
-            luma = array.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # ITU-R BT.601
-            array = np.clip(np.round(luma), 0, 255).astype(np.uint8)[..., None]  # (H, W) -> (H, W, 1)
-        elif channels == 3 and array.shape[-1] == 1:
-            array = np.repeat(array, 3, axis=-1)  # gray -> (H, W, 3)
+        try:  # the same fitting as nnframe serve's (nnframe.data.images)
+            return data.fit_image(data.read_png(path), shape)[None]  # (H, W, C) -> (1, H, W, C)
+        except data.ImageError as exc:
+            raise CLIError(f"{path}: {exc}") from None
     else:
         raise CLIError(f"{path}: expected a .npy or .png file")
     if array.shape == shape:
@@ -517,9 +506,8 @@ def _read_images(path: str, shape: tuple[int, ...]) -> np.ndarray:
         return array[None, ..., None]  # (H, W) -> (1, H, W, 1)
     if shape and shape[-1] == 1 and array.ndim == len(shape) and array.shape[1:] == shape[:-1] and len(array):
         return array[..., None]  # (N, H, W) -> (N, H, W, 1)
-    hint = "" if suffix == ".npy" else " (images are not resized)"
     raise CLIError(f"{path}: an array of shape {array.shape} does not fit the model's input {shape}: expected "
-                   f"{shape} or (N, {', '.join(map(str, shape))}){hint}")
+                   f"{shape} or (N, {', '.join(map(str, shape))})")
 
 
 def _probabilities(model: Model, outputs: np.ndarray) -> np.ndarray:

@@ -27,13 +27,22 @@ from nnframe.data.datasets import (
 )
 from nnframe.data.download import DownloadError, download_file
 from nnframe.data.idx import IDXFormatError, read_idx, write_idx
+from nnframe.data.images import ImageError, decode_image, fit_image
 from nnframe.data.png import PNGFormatError, read_png
-from nnframe.data.preprocessing import one_hot, scale_pixels, standardize, train_val_split
+from nnframe.data.preprocessing import (
+    apply_stored_preprocessing,
+    one_hot,
+    scale_pixels,
+    standardize,
+    stored_standardization,
+    train_val_split,
+)
 
 __all__ = [
     "CHECKSUMS", "CLASS_NAMES", "MIRRORS", "SYSTEM_DATA_DIRS", "BatchIterator", "DatasetFormatError",
-    "DatasetNotFoundError", "DownloadError", "IDXFormatError", "PNGFormatError", "batches", "download_file",
+    "DatasetNotFoundError", "DownloadError", "IDXFormatError", "ImageError", "PNGFormatError",
+    "apply_stored_preprocessing", "batches", "decode_image", "download_file", "fit_image",
     "load_cifar10",
     "load_dataset", "load_fashion_mnist", "load_mnist", "one_hot", "read_idx", "read_png", "scale_pixels",
-    "standardize", "train_val_split", "user_cache_dir", "write_idx",
+    "standardize", "stored_standardization", "train_val_split", "user_cache_dir", "write_idx",
 ]

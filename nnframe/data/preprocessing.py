@@ -150,3 +150,46 @@ def _per_channel(value: Any, channels: int, name: str) -> np.ndarray:
     if value.shape != (channels,):
         raise ValueError(f"standardize: {name} must be a scalar or have shape ({channels},), got {value.shape}")
     return value
+
+
+def stored_standardization(metadata: Any, where: str = "checkpoint") -> tuple[np.ndarray, np.ndarray] | None:
+    """The per-channel ``(mean, std)`` a checkpoint's metadata records, or ``None`` if it records none.
+
+    ``nnframe train`` stores ``{"preprocessing": {"standardize": {"mean": [...], "std": [...]}}}``.
+
+    Raises:
+        ValueError: naming ``where`` for a malformed entry (not lists of numbers of one
+            length, a non-finite mean or a non-positive std).
+    """
+    prep = metadata.get("preprocessing") if isinstance(metadata, dict) else None
+    if prep is None:
+        return None
+    try:
+        mean = np.asarray(prep["standardize"]["mean"], dtype=np.float64)
+        std = np.asarray(prep["standardize"]["std"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{where}: metadata 'preprocessing' must be "
+                         '{"standardize": {"mean": [...], "std": [...]}}') from None
+    if mean.ndim != 1 or mean.shape != std.shape or not np.all(np.isfinite(mean)) \
+            or not np.all(np.isfinite(std)) or not np.all(std > 0):
+        raise ValueError(f"{where}: bad standardisation in the metadata (mean {mean}, std {std})")
+    return mean, std
+
+
+def apply_stored_preprocessing(x: Any, metadata: Any, dtype: Any, where: str = "checkpoint") -> np.ndarray:
+    """Raw pixels ``(N, ..., C)`` to the input a checkpoint's net was trained on.
+
+    Applies the standardisation recorded in ``metadata`` (see :func:`stored_standardization`);
+    without one the values are only cast to ``dtype``.
+
+    Raises:
+        ValueError: for malformed metadata, or a channel count that differs from the stored one.
+    """
+    stats = stored_standardization(metadata, where)
+    if stats is None:
+        return np.asarray(x, dtype=dtype)
+    mean, std = stats
+    if np.shape(x)[-1] != mean.shape[0]:
+        raise ValueError(f"{where}: the stored normalisation has {mean.shape[0]} channel(s), "
+                         f"the input has {np.shape(x)[-1]}")
+    return standardize(x, mean, std, dtype=dtype)[0]
