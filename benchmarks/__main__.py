@@ -21,6 +21,7 @@ SUITES = {
     "lenet": ("benchmarks.lenet", "LeNet (provided by benchmarks/lenet.py)"),
     "cnn": ("benchmarks.cnn", "CIFAR-size CNN (conv-BN-ReLU x4, 2 max-pools, dense): nnframe vs PyTorch"),
     "fairness": ("benchmarks.fairness", "how long one library's spinning threads slow the next one (the idle gap)"),
+    "serve": ("benchmarks.serve", "a loopback load test of nnframe serve, with and without request batching"),
 }
 
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SERVE_MISSING = "nnframe serve needs the web stack: pip install 'nnframe[serve]' (starlette, uvicorn, pillow)"
+SERVE_MISSING = ("nnframe serve needs the web stack: pip install 'nnframe[serve]' "
+                 "(starlette, uvicorn, pillow, threadpoolctl)")
 
 
 class ServeError(ValueError):
@@ -64,6 +65,9 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--batch-wait-ms", type=_milliseconds, default=2.0, metavar="MS",
                    help="how long a request waits for others to share its forward pass (default 2)")
     p.add_argument("--no-batching", action="store_true", help="run every request on its own")
+    p.add_argument("--threads", type=_positive, default=1, metavar="N",
+                   help="BLAS threads for inference (default 1: requests are small batches, and the web server "
+                        "needs a core of its own)")
     p.add_argument("--max-body-kb", type=_positive, default=4096, metavar="KB",
                    help="largest request body in KiB; larger ones get 413 (default 4096)")
     p.set_defaults(handler=cmd_serve)
@@ -73,10 +77,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Load the checkpoint, bind the socket, print the address and serve until interrupted."""
     try:
         import uvicorn
+        from threadpoolctl import threadpool_limits
 
         from nnframe.serve.app import create_app
     except ImportError:
         raise ServeError(SERVE_MISSING) from None
+    threadpool_limits(limits=args.threads, user_api="blas")
     from nnframe.model import Model
 
     if not Path(args.checkpoint).is_file():

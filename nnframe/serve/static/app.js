@@ -67,20 +67,32 @@ function endStroke(event) {
 canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
 
+// the page is busy while a prediction is scheduled or on its way (data-busy on <body>)
+let pending = 0;
+function updateBusy() {
+  document.body.dataset.busy = pending > 0 || timer !== null ? "1" : "0";
+}
+
 function schedule() {
   clearTimeout(timer);
   timer = setTimeout(predictCanvas, DEBOUNCE_MS);
+  updateBusy();
 }
 
 function predictCanvas() {
   clearTimeout(timer);
-  if (!dirty) return;
-  canvas.toBlob((blob) => send(blob, "image/png", "drawing"), "image/png");
+  timer = null;
+  if (!dirty) { updateBusy(); return; }
+  pending++;  // toBlob answers later: count it as on its way already
+  updateBusy();
+  canvas.toBlob((blob) => { pending--; send(blob, "image/png", "drawing"); }, "image/png");
 }
 
 let requestId = 0;
 async function send(body, type, what) {
   const id = ++requestId;
+  pending++;
+  updateBusy();
   try {
     const response = await fetch("/api/predict?preview=1", { method: "POST", headers: { "Content-Type": type }, body });
     const answer = await response.json();
@@ -91,6 +103,9 @@ async function send(body, type, what) {
     setStatus(`${what}: predicted ${answer.predictions[0].name}`);
   } catch (error) {
     setStatus(`${what}: ${error}`, true);
+  } finally {
+    pending--;
+    updateBusy();
   }
 }
 
@@ -236,4 +251,5 @@ async function loadCard() {
 }
 
 clearCanvas();
+updateBusy();
 loadCard().catch((error) => setStatus(`model card: ${error}`, true));
