@@ -210,9 +210,10 @@ def _add_predict(commands: Any) -> None:
         "predict", help="classify images from .npy or .png files",
         description="Print the predicted class and its probability for every image. A .npy file holds "
                     "one image (H, W, C) or (H, W), or a batch (N, H, W, C) or (N, H, W), with pixel values "
-                    "0..255 as in the data set; a .png file (8-bit grayscale, RGB or RGBA) holds one image "
-                    "(colour is converted to gray for a grayscale model, alpha is dropped). Images are not "
-                    "resized: they must have the model's height and width.",
+                    "0..255 as in the data set; a .png file (8-bit grayscale, RGB or RGBA) holds one image, "
+                    "fitted to the model's input as nnframe serve does (nnframe.data.fit_image): alpha over "
+                    "white, colour to gray for a grayscale model, light backgrounds inverted, and a picture of "
+                    "another size cropped to its object and resized.",
     )
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by 'nnframe train'")
     p.add_argument("files", nargs="+", metavar="FILE", help="one or more .npy or .png files")

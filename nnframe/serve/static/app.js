@@ -207,20 +207,22 @@ function chart(svgId, history, keys) {
   const values = series.flatMap((key) => history[key].filter((v) => v !== null));
   let low = Math.min(...values), high = Math.max(...values);
   if (high - low < 1e-9) { low -= 0.5; high += 0.5; }
-  const [left, right, top, bottom] = [40, 310, 12, 160];
+  const [left, right, top, bottom] = [40, 310, 26, 160];
   const x = (i) => epochs.length === 1 ? (left + right) / 2 : left + (right - left) * i / (epochs.length - 1);
   const y = (v) => bottom - (bottom - top) * (v - low) / (high - low);
   const colours = ["#2f6fdb", "#e07b22"];
   let parts = `<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="#999"/>`
     + `<line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="#999"/>`
-    + `<text x="4" y="${top + 8}" font-size="10">${high.toFixed(3)}</text>`
+    + `<text x="4" y="${top + 4}" font-size="10">${high.toFixed(3)}</text>`
     + `<text x="4" y="${bottom}" font-size="10">${low.toFixed(3)}</text>`
     + `<text x="${right}" y="${bottom + 14}" font-size="10" text-anchor="end">epoch ${epochs[epochs.length - 1]}</text>`;
   series.forEach((key, k) => {
     const points = history[key].map((v, i) => v === null ? null : `${x(i).toFixed(1)},${y(v).toFixed(1)}`)
       .filter(Boolean).join(" ");
-    parts += `<polyline fill="none" stroke="${colours[k % 2]}" stroke-width="2" points="${points}"/>`
-      + `<text x="${left + 8 + 110 * k}" y="${top + 10}" font-size="11" fill="${colours[k % 2]}">${key}</text>`;
+    const dots = history[key].map((v, i) => v === null ? "" :
+      `<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${colours[k % 2]}"/>`).join("");
+    parts += `<polyline fill="none" stroke="${colours[k % 2]}" stroke-width="2" points="${points}"/>` + dots
+      + `<text x="${left + 8 + 110 * k}" y="14" font-size="11" fill="${colours[k % 2]}">${key}</text>`;
   });
   svg.innerHTML = parts;
 }
