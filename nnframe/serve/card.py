@@ -26,8 +26,6 @@ def model_card(model: Model, class_names: list[str] | None = None) -> dict[str, 
         "loss", "optimizer"}``.
     """
     meta = model.metadata if isinstance(model.metadata, dict) else {}
-    lines: list[str] = []
-    model.summary(print_fn=lines.append)
     stats = stored_standardization(meta)
     history: dict[str, list[float | None]] = {}
     if model.history is not None and model.history.epoch:
@@ -41,7 +39,7 @@ def model_card(model: Model, class_names: list[str] | None = None) -> dict[str, 
         "input_shape": None if model.input_shape is None else list(model.input_shape),
         "normalization": None if stats is None else {"mean": stats[0].tolist(), "std": stats[1].tolist()},
         "num_params": int(model.net.num_params),
-        "summary": "\n".join(lines),
+        "summary": model.summary_text(),
         "test": None if test is None else {k: _json_number(v) for k, v in test.items()},
         "epochs": int(model.epoch),
         "steps": int(model.global_step),

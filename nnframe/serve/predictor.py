@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnframe import functional, loss
 from nnframe.data.images import ImageError, decode_image, fit_image
 from nnframe.data.preprocessing import apply_stored_preprocessing
 
@@ -38,8 +37,8 @@ class Predictor:
 
     Args:
         model: a model whose net maps ``(N, H, W, C)`` images (``C`` 1 or 3) to ``(N, K)``
-            class scores, trained with ``SoftmaxCrossEntropy``, ``NLLLoss`` or
-            ``SigmoidCrossEntropy``.
+            class scores, with a loss that defines class probabilities
+            (:meth:`~nnframe.model.Model.predict_proba`).
         top: how many classes a prediction lists.
 
     Raises:
@@ -51,12 +50,12 @@ class Predictor:
         if len(shape) != 3 or shape[-1] not in (1, 3):
             raise ValueError(f"nnframe serve needs an image classifier with input (H, W, 1) or (H, W, 3); "
                              f"this model's input is {shape or 'unknown'}")
-        if not isinstance(model.loss, (loss.SoftmaxCrossEntropy, loss.NLLLoss, loss.SigmoidCrossEntropy)):
-            raise ValueError(f"nnframe serve needs a classifier trained with SoftmaxCrossEntropy, NLLLoss or "
-                             f"SigmoidCrossEntropy; this model uses {type(model.loss).__name__}")
         self.model = model
         self.input_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
-        scores = np.asarray(model.predict(np.zeros((1, *shape), dtype=model.net.dtype)))
+        try:
+            scores = self.probabilities(np.zeros((1, *shape), dtype=model.net.dtype))
+        except TypeError as exc:  # the loss defines no probabilities (e.g. MSE)
+            raise ValueError(f"nnframe serve needs a classifier: {exc}") from None
         if scores.ndim != 2:
             raise ValueError(f"nnframe serve needs (N, K) class scores; this model gives {scores.shape[1:]}")
         self.num_classes = int(scores.shape[1])
@@ -125,13 +124,9 @@ class Predictor:
 
     # ---------------------------------------------------------------- inference
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(N, K)`` (float64) for preprocessed inputs ``(N, H, W, C)``."""
-        scores = np.asarray(self.model.predict(inputs, batch_size=max(1, len(inputs))), dtype=np.float64)
-        if isinstance(self.model.loss, loss.SoftmaxCrossEntropy):
-            return np.asarray(functional.softmax(scores, axis=1))
-        if isinstance(self.model.loss, loss.NLLLoss):
-            return np.exp(scores)  # the net ends in log_softmax
-        return np.asarray(functional.sigmoid(scores))  # independent labels
+        """Class probabilities ``(N, K)`` (float64) for preprocessed inputs ``(N, H, W, C)``
+        (:meth:`nnframe.model.Model.predict_proba`: the loss's link on the net's outputs)."""
+        return np.asarray(self.model.predict_proba(inputs, batch_size=max(1, len(inputs))), dtype=np.float64)
 
     def describe(self, probabilities: np.ndarray) -> list[dict[str, Any]]:
         """One JSON-ready dict per row: the best class, its name and probability, the top classes."""
