@@ -19,3 +19,16 @@ SEQ_CASES = [
          output_shape=(2, 3, 2, 2)),
     Case("Masking", layer.Masking, (2, 4, 3), output_shape=(2, 4, 3)),
 ]
+
+SEQ_CASES += [
+    Case("RNN", lambda: layer.RNN(3), (2, 4, 3), output_shape=(2, 3)),
+    Case("RNN-relu-sequences", lambda: layer.RNN(3, nonlinearity="relu", return_sequences=True), (2, 4, 3),
+         output_shape=(2, 4, 3), gradcheck={"atol": 1e-5}),
+    Case("LSTM", lambda: layer.LSTM(3), (2, 4, 3), output_shape=(2, 3)),
+    Case("LSTM-bidirectional-2-layers-dropout",
+         lambda: layer.LSTM(2, num_layers=2, bidirectional=True, dropout=0.3, return_sequences=True, rng=0),
+         (2, 3, 3), output_shape=(2, 3, 4), train_differs=True),
+    Case("GRU", lambda: layer.GRU(3, return_sequences=True), (2, 4, 3), output_shape=(2, 4, 3)),
+    Case("GRU-bidirectional", lambda: layer.GRU(2, bidirectional=True), (3, 3, 2), output_shape=(3, 4)),
+    Case("RNN-2-layers", lambda: layer.RNN(2, num_layers=2), (2, 3, 2), output_shape=(2, 2)),
+]

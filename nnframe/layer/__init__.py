@@ -29,6 +29,7 @@ from nnframe.layer.embedding import Embedding, Masking
 from nnframe.layer.norm import BatchNorm, LayerNorm
 from nnframe.layer.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from nnframe.layer.position import PositionalEmbedding, SinusoidalPositionalEncoding
+from nnframe.layer.recurrent import GRU, LSTM, RNN
 from nnframe.layer.reshape import Flatten, Reshape, ZeroPad2D
 
 __all__ = [
@@ -38,5 +39,5 @@ __all__ = [
     "ELU", "GELU", "SELU", "Activation", "Dense", "Dropout", "Flatten", "Identity",
     "Layer", "LeakyReLU", "ReLU", "Reshape", "SiLU", "Sigmoid", "Softmax", "Softplus",
     "Tanh", "get_layer_class", "layer_from_config", "layer_to_config",
-    "Embedding", "Masking", "forward_with_mask",
+    "Embedding", "Masking", "forward_with_mask", "RNN", "LSTM", "GRU",
 ]

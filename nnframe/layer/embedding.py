@@ -113,7 +113,7 @@ class Embedding(Layer):
     def backward(self, grad: Array) -> None:
         xp = backend.xp()
         ids = self.ctx["ids"]
-        dw = self._grad_buffer("weight")
+        dw = self.grad_buffer("weight")
         dw[...] = 0.0
         xp.add.at(dw, ids.reshape(-1), grad.reshape(-1, self.dim))  # repeated ids accumulate
         if self.padding_idx is not None:
