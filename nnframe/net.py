@@ -232,10 +232,20 @@ class Net:
         mode = self.is_training
         self.eval()
         try:
-            self.forward(backend.xp().zeros(tuple(input_shape), dtype=self.dtype))
+            first = self.layers[0] if self.layers else None
+            ids = first is not None and first.accepts_integer_input  # an Embedding takes id 0, not 0.0
+            self.forward(backend.xp().zeros(tuple(input_shape), dtype=np.int64 if ids else self.dtype))
         finally:
             self.is_training = mode
+        self.reset_states()  # the zero batch must not become a stateful layer's carried state
         return self
+
+    def reset_states(self) -> None:
+        """Call ``reset_states()`` on every layer that has one (stateful recurrent layers)."""
+        for layer in self.layers:
+            reset = getattr(layer, "reset_states", None)
+            if callable(reset):
+                reset()
 
     def __repr__(self) -> str:
         lines = [f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers)]

@@ -213,3 +213,16 @@ def test_outputs_of_successive_calls_are_not_overwritten():
     kept = first.copy()
     gru.forward(np.full((2, 3, 4), 2.0, np.float32))  # reuses the internal buffers, never the outputs
     np.testing.assert_array_equal(first, kept)
+
+
+def test_a_loaded_stateful_language_model_starts_from_zero_state(tmp_path):
+    ids = np.random.default_rng(4).integers(0, 6, size=(8, 5))
+    net = Net([layer.Embedding(6, 3), layer.LSTM(4, return_sequences=True, stateful=True), layer.Dense(6)])
+    m = model.Model(net, loss.SoftmaxCrossEntropy(), optimizer.Adam())
+    net.forward(ids)
+    m.save(tmp_path / "lm.safetensors")
+    loaded = nnframe.load(tmp_path / "lm.safetensors")  # built from an integer zero batch
+    assert loaded.net.layers[1].states is None  # building did not leave a carried state behind
+    net.reset_states()
+    assert net.layers[1].states is None
+    np.testing.assert_allclose(loaded.net.forward(ids[:2]), net.forward(ids[:2]), rtol=1e-6)
