@@ -226,3 +226,15 @@ def test_a_loaded_stateful_language_model_starts_from_zero_state(tmp_path):
     net.reset_states()
     assert net.layers[1].states is None
     np.testing.assert_allclose(loaded.net.forward(ids[:2]), net.forward(ids[:2]), rtol=1e-6)
+
+
+def test_shape_inference_without_allocating():
+    lstm = layer.LSTM(4, num_layers=2, bidirectional=True, return_state=True)
+    assert lstm.compute_output_shape([(3, 7, 5), (4, 3, 4), (4, 3, 4)]) == [(3, 8), (4, 3, 4), (4, 3, 4)]
+    lstm.build((3, 7, 5))
+    assert lstm.state_shapes()["weight_ih_l0_reverse"] == (16, 5) and lstm.params["weight_ih_l0"] is None
+    assert layer.GRU(2, return_sequences=True).compute_output_shape((1, 9, 3)) == (1, 9, 2)
+    with pytest.raises(ShapeError, match=r"expects sequences of shape \(N, T, C\), got shape \(3, 7\)"):
+        lstm.compute_output_shape((3, 7))
+    with pytest.raises(ShapeError, match="built for 5 input features"):
+        lstm.compute_output_shape((3, 7, 6))

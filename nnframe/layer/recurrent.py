@@ -134,6 +134,34 @@ class _Recurrent(Layer):
             return inputs[0], list(inputs[1:]), True
         return inputs, initial_state, False
 
+    def _x_shape(self, input_shape: Any) -> tuple[int, ...]:
+        """The sequence's shape ``(N, T, C)`` from one shape or a list ``[x, h0(, c0)]`` of shapes."""
+        shape = tuple(input_shape[0]) if isinstance(input_shape, list) else tuple(input_shape)
+        if len(shape) != 3:
+            raise ShapeError(f"{self.name} expects sequences of shape (N, T, C), got shape {shape}")
+        if shape[1] < 1:
+            raise ShapeError(f"{self.name} needs at least one time step, got shape {shape}")
+        built = self.shapes[self._pname("weight_ih", 0, 0)][1]
+        if built is not None and shape[2] != built:
+            raise ShapeError(f"{self.name} was built for {built} input features, got input of shape "
+                             f"{shape} ({shape[2]} features on the last axis)")
+        return shape
+
+    def build(self, input_shape: Any) -> None:
+        """Set the input size of the first layer's ``weight_ih`` from ``(N, T, C)``; allocate nothing."""
+        features = self._x_shape(input_shape)[2]
+        for direction in range(self.directions):
+            self.shapes[self._pname("weight_ih", 0, direction)][1] = features
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """``(N, T, D*H)`` or ``(N, D*H)``; with ``return_state`` a list adding the state shapes."""
+        n, steps, _ = self._x_shape(input_shape)
+        width = self.directions * self.hidden_size
+        out = (n, steps, width) if self.return_sequences else (n, width)
+        if not self.return_state:
+            return out
+        return [out] + [(self.num_layers * self.directions, n, self.hidden_size)] * self.num_states
+
     def _check_input(self, x: Array) -> None:
         if not hasattr(x, "ndim") or x.ndim != 3:
             raise ShapeError(f"{self.name} expects sequences of shape (N, T, C), got shape "
@@ -141,17 +169,10 @@ class _Recurrent(Layer):
         if x.dtype.kind != "f":
             raise ShapeError(f"{self.name} expects float input, got dtype {x.dtype}; put an Embedding "
                              "before it for token ids")
-        if x.shape[1] < 1:
-            raise ShapeError(f"{self.name} needs at least one time step, got shape {tuple(x.shape)}")
         if not self.is_init:
-            self.shapes[self._pname("weight_ih", 0, 0)][1] = x.shape[2]
-            if self.bidirectional:
-                self.shapes[self._pname("weight_ih", 0, 1)][1] = x.shape[2]
+            self.build(tuple(x.shape))
             self._init_params()
-        expected = self.params[self._pname("weight_ih", 0, 0)].shape[1]
-        if x.shape[2] != expected:
-            raise ShapeError(f"{self.name} was built for {expected} input features, got input of shape "
-                             f"{tuple(x.shape)} ({x.shape[2]} features on the last axis)")
+        self._x_shape(tuple(x.shape))
         self._check_dtype(x)
 
     def _keep(self, x: Array, mask: Any, lengths: Any) -> Array | None:
