@@ -191,7 +191,7 @@ def test_checkpoint_round_trip_and_summary(tmp_path):
                layer.Dense(2)])
     m = model.Model(net, loss.SoftmaxCrossEntropy(), optimizer.Adam(lr=0.01))
     m.fit(x, labels, epochs=1, batch_size=8, verbose=0)
-    text = m.summary(print_fn=None)
+    text = m.summary_text()
     assert "(None, 5, 8)" in text and "(None, 5, 3)" in text and "(None, 3)" in text
     m.save(tmp_path / "rnn.safetensors")
     loaded = nnframe.load(tmp_path / "rnn.safetensors")
