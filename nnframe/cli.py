@@ -202,6 +202,8 @@ def _add_evaluate(commands: Any) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=EVAL_BATCH_SIZE, metavar="N",
                    help=f"evaluation batch size; only the speed depends on it (default {EVAL_BATCH_SIZE}, "
                         "as 'nnframe train' uses for its final test figures)")
+    p.add_argument("--force", action="store_true",
+                   help="evaluate on a --dataset other than the one the checkpoint was trained on")
     p.set_defaults(handler=cmd_evaluate)
 
 
@@ -398,15 +400,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_writable(args.plot, "--plot")
     model, dataset, settings = _train_setup(args)
 
-    (x_train, y_train), (x_test, y_test) = data.load_dataset(dataset, data_dir=args.data_dir,
-                                                             download=not args.no_download)
+    location = data.locate_dataset(dataset, data_dir=args.data_dir, download=not args.no_download)
+    (x_train, y_train), (x_test, y_test) = data.load_dataset(dataset, data_dir=location, download=False)
     num_classes = len(data.CLASS_NAMES[dataset])
     if args.resume is None:
+        pixel_range = _value_range(x_train)
         x_train, mean, std = data.standardize(x_train, dtype=model.net.dtype)
         model.metadata = {
             "dataset": dataset,
             "class_names": list(data.CLASS_NAMES[dataset]),
             "preprocessing": {"standardize": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}},
+            "pixel_range": pixel_range,
             **settings,
         }
         model.input_shape = x_train.shape[1:]
@@ -417,7 +421,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     split = settings["validation_split"]
     n_val = int(round(len(x_train) * split)) if split else 0
-    _say(f"{PROG} train: {dataset}, {len(x_train) - n_val} training / {n_val} validation / {len(x_test)} test "
+    _say(f"{PROG} train: {dataset} from {location}, {len(x_train) - n_val} training / {n_val} validation / "
+         f"{len(x_test)} test "
          f"images of shape {tuple(x_train.shape[1:])}; {type(model.optimizer).__name__} lr {model.optimizer.lr:g}, "
          f"batch size {settings['batch_size']}, "
          f"epochs {model.epoch + 1}..{args.epochs}, seed {settings['seed']}")
@@ -470,10 +475,14 @@ def _check_outputs(model: Model, num_classes: int, dataset: str) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``nnframe evaluate CKPT``: loss and accuracy on the test set."""
     model = _load(args.checkpoint)
-    dataset = args.dataset or model.metadata.get("dataset")
+    stored = model.metadata.get("dataset")
+    dataset = args.dataset or stored
     if dataset is None:
         raise CLIError(f"checkpoint {args.checkpoint!r} does not say which data set it was trained on; "
                        "pass --dataset")
+    if stored is not None and dataset != stored and not args.force:
+        raise CLIError(f"checkpoint {args.checkpoint!r} was trained on {stored}, not {dataset}; its test figures "
+                       f"on {dataset} would mean nothing (pass --force to evaluate on {dataset} anyway)")
     x_test, y_test = _load_test_set(args, dataset)
     _check_input_shape(model, x_test.shape[1:], f"{dataset}'s test set")
     results = model.evaluate(preprocess(x_test, model, f"checkpoint {args.checkpoint!r}"), y_test,
@@ -511,6 +520,45 @@ def _read_images(path: str, shape: tuple[int, ...]) -> np.ndarray:
                    f"{shape} or (N, {', '.join(map(str, shape))})")
 
 
+def _value_range(x: np.ndarray) -> list[float]:
+    """The range a training set's raw values can take: its integer dtype's, else its own."""
+    if x.dtype.kind in "ui":
+        info = np.iinfo(x.dtype)
+        return [int(info.min), int(info.max)]
+    return [float(x.min()), float(x.max())]
+
+
+def _trained_pixel_range(meta: dict[str, Any]) -> tuple[float, float] | tuple[None, None]:
+    """The raw pixel range the checkpoint was trained on (0..255 for the built-in data sets)."""
+    stored = meta.get("pixel_range")
+    if stored is not None:
+        if not (isinstance(stored, list) and len(stored) == 2 and all(isinstance(v, (int, float)) for v in stored)):
+            raise CLIError(f"checkpoint metadata 'pixel_range' must be [low, high], got {stored!r}")
+        return float(stored[0]), float(stored[1])
+    if meta.get("dataset") in DATASETS:  # checkpoints written before the range was stored
+        return 0.0, 255.0
+    return None, None
+
+
+def _check_pixels(path: str, images: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+    """Refuse NaN/infinite values and values outside ``low..high``; floats in 0..1 for a 0..255 model
+    are taken as 0..255 with a notice on stderr."""
+    if images.dtype.kind == "f" and not np.all(np.isfinite(images)):
+        raise CLIError(f"{path}: holds NaN or infinite values; expected pixel values "
+                       + ("" if low is None else f"in {low:g}..{high:g}"))
+    if low is None or images.size == 0:
+        return images
+    lo, hi = float(images.min()), float(images.max())
+    if images.dtype.kind == "f" and (low, high) == (0.0, 255.0) and lo >= 0.0 and hi <= 1.0 and hi > 0.0:
+        print(f"{PROG}: note: {path}: float pixels in 0..1 taken as 0..255 (multiplied by 255), the range "
+              "the model was trained on", file=sys.stderr, flush=True)
+        return images * 255.0
+    if lo < low or hi > high:
+        raise CLIError(f"{path}: pixel values must lie in {low:g}..{high:g}, the range the model was trained "
+                       f"on; got values in {lo:g}..{hi:g}")
+    return images
+
+
 def _probabilities(model: Model, outputs: np.ndarray) -> np.ndarray:
     if isinstance(model.loss, loss.SoftmaxCrossEntropy):
         return functional.softmax(outputs.astype(np.float64), axis=1)
@@ -525,8 +573,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = _load(args.checkpoint)
     shape = tuple(model.input_shape or ())
     names = model.metadata.get("class_names")
+    low, high = _trained_pixel_range(model.metadata)
     for path in args.files:
-        images = _read_images(path, shape)
+        images = _check_pixels(path, _read_images(path, shape), low, high)
         outputs = np.asarray(model.predict(preprocess(images, model, f"checkpoint {args.checkpoint!r}")))
         if outputs.ndim != 2:
             raise CLIError(f"predict needs (N, K) class scores; the model gives shape {outputs.shape}")
@@ -595,11 +644,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BrokenPipeError:  # stdout closed early (nnframe summary ... | head -1): stop quietly
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for other tools
     except (OSError, ValueError, MemoryError) as exc:  # nnframe's errors derive from these
         if debug:
             raise
         _error(_one_line(exc))
         return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit does not raise a second BrokenPipeError."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a stdout without a file: nothing to do
+        target = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, target)
+        finally:
+            os.close(devnull)
 
 
 def _error(message: str) -> None:

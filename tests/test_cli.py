@@ -421,7 +421,8 @@ def test_other_usage_errors_are_one_line(tmp_path, trained):
         (train_args(data_dir, tmp_path / "nodir" / "m.safetensors"), "does not exist"),
         (train_args(data_dir, tmp_path / "m.safetensors", "--resume", ckpt, "--lr", 0.1), "--lr cannot"),
         (train_args(data_dir, tmp_path / "m.safetensors", "--resume", ckpt, "--epochs", 2), "already trained 2"),
-        (["evaluate", ckpt, "--dataset", "cifar10", "--data-dir", data_dir, "--no-download"], "CIFAR-10 not found"),
+        (["evaluate", ckpt, "--dataset", "cifar10", "--force", "--data-dir", data_dir, "--no-download"],
+         "CIFAR-10 not found"),
         (["predict", ckpt, tmp_path / "image.jpg"], "expected a .npy or .png file"),
         (["predict", ckpt, tmp_path / "missing.npy"], "No such file"),
     ]

@@ -23,6 +23,7 @@ from nnframe.data.datasets import (
     load_dataset,
     load_fashion_mnist,
     load_mnist,
+    locate_dataset,
     user_cache_dir,
 )
 from nnframe.data.download import DownloadError, download_file
@@ -43,6 +44,6 @@ __all__ = [
     "DatasetNotFoundError", "DownloadError", "IDXFormatError", "ImageError", "PNGFormatError",
     "apply_stored_preprocessing", "batches", "decode_image", "download_file", "fit_image",
     "load_cifar10",
-    "load_dataset", "load_fashion_mnist", "load_mnist", "one_hot", "read_idx", "read_png", "scale_pixels",
-    "standardize", "stored_standardization", "train_val_split", "user_cache_dir", "write_idx",
+    "load_dataset", "load_fashion_mnist", "load_mnist", "locate_dataset", "one_hot", "read_idx", "read_png",
+    "scale_pixels", "standardize", "stored_standardization", "train_val_split", "user_cache_dir", "write_idx",
 ]

@@ -347,6 +347,28 @@ def _resolve(ds: _Dataset, data_dir: str | os.PathLike | None, download: bool, p
     raise DatasetNotFoundError(message.rstrip("\n"))
 
 
+def _dataset(name: str) -> _Dataset:
+    key = name.lower().replace("_", "-")
+    key = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(key, key)
+    if key not in _DATASETS:
+        raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(_DATASETS)}")
+    return _DATASETS[key]
+
+
+def locate_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = True,
+                   progress: bool = True, mirrors: Sequence[str] | None = None) -> Path:
+    """The directory :func:`load_dataset` reads ``name`` from, with the same arguments
+    (the first place in the module docstring's order that holds the files; after a
+    download, the user cache). ``load_dataset(name, data_dir=that)`` then reads it.
+
+    Raises:
+        ValueError, DatasetNotFoundError: as :func:`load_dataset`.
+    """
+    ds = _dataset(name)
+    found = _resolve(ds, data_dir, download, progress, mirrors)
+    return Path(next(iter(found.values()))).parent
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = True,
                  progress: bool = True, mirrors: Sequence[str] | None = None,
                  standardize: bool = False) -> Arrays:
@@ -372,11 +394,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
             looked and how to get the data.
         IDXFormatError, DatasetFormatError: a file was found but is damaged.
     """
-    key = name.lower().replace("_", "-")
-    key = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(key, key)
-    if key not in _DATASETS:
-        raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(_DATASETS)}")
-    ds = _DATASETS[key]
+    ds = _dataset(name)
     arrays = ds.read(_resolve(ds, data_dir, download, progress, mirrors))
     if not isinstance(standardize, bool):
         raise TypeError(f"load_dataset: standardize must be True or False, got {standardize!r}")
@@ -444,5 +462,5 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
 __all__ = [
     "CHECKSUMS", "CLASS_NAMES", "DatasetFormatError", "DatasetNotFoundError", "ENV_VAR", "IDXFormatError",
     "MIRRORS", "SYSTEM_DATA_DIRS", "load_cifar10", "load_dataset", "load_fashion_mnist", "load_mnist",
-    "user_cache_dir",
+    "locate_dataset", "user_cache_dir",
 ]
