@@ -263,6 +263,13 @@ class Model:
             raise ValueError("predict: x has no samples")
         return outputs[0] if len(outputs) == 1 else xp.concatenate(outputs, axis=0)
 
+    @property
+    def probability_link(self) -> str | None:
+        """How :meth:`predict_proba` turns outputs into probabilities: ``"softmax"`` (over the last
+        axis), ``"sigmoid"``, ``"exp"`` (log-probability outputs), or ``None`` for a loss without
+        probabilities (e.g. MSE). An exported model applies the same link (``nnframe export --web``)."""
+        return _probability_link(self.loss)
+
     def predict_proba(self, x: Any, batch_size: int = 1024) -> Array:
         """Class probabilities for ``x``: :meth:`predict`'s outputs through the loss's link.
 

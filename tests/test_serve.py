@@ -104,7 +104,7 @@ def test_health_and_model_card(server, checkpoint):
 
 def test_page_and_its_script_are_served(server):
     status, page = server.request("GET", "/")
-    assert status == 200 and b'id="canvas"' in page and b"/static/app.js" in page
+    assert status == 200 and b'id="canvas"' in page and b'src="static/app.js"' in page
     status, script = server.request("GET", "/static/app.js")
     assert status == 200 and b"/api/predict" in script and b"pointerdown" in script
 

@@ -26,7 +26,15 @@ def add_parser(commands: Any, positive_int: Any) -> None:
                     "metadata. Needs the onnx package: pip install 'nnframe[onnx]'.",
     )
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by 'nnframe train' or Model.save")
-    p.add_argument("output", metavar="OUT.onnx", help="the ONNX file to write (atomically)")
+    p.add_argument("output", metavar="OUT.onnx", nargs="?", default=None,
+                   help="the ONNX file to write (atomically); optional with --web")
+    p.add_argument("--web", metavar="DIR", default=None,
+                   help="also (or instead) write a static web page to DIR that runs the model in the browser with "
+                        "onnxruntime-web: nnframe serve's page, servable from any static host "
+                        "(needs 'npm install onnxruntime-web'; see nnframe.serve.web)")
+    p.add_argument("--ort", metavar="DIR", default=None,
+                   help="onnxruntime-web's dist/ directory for --web (default: $NNFRAME_ORT_WEB, "
+                        "./node_modules/onnxruntime-web/dist, then npm's global packages)")
     p.add_argument("--opset", type=positive_int, default=None, metavar="N",
                    help="ONNX opset version, 17 or newer (default 17)")
     p.set_defaults(handler=run)
@@ -39,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.checkpoint).exists():
         raise ExportCommandError(f"checkpoint {args.checkpoint!r} does not exist")
+    if args.output is None and args.web is None:
+        raise ExportCommandError("export: give OUT.onnx, --web DIR, or both")
+    if args.output is None:
+        return _run_web(args)
     out = Path(args.output)
     if out.is_dir() or not out.expanduser().resolve().parent.is_dir():
         raise ExportCommandError(f"output {args.output!r}: give a file name in an existing directory")
@@ -57,4 +69,23 @@ def run(args: argparse.Namespace) -> int:
     if names:
         print(f"metadata: class_names ({len(names)}), "
               + ", ".join(k for k in sorted(model.metadata) if k != "class_names"), flush=True)
+    if args.web is not None:
+        return _run_web(args)
+    return 0
+
+
+def _run_web(args: argparse.Namespace) -> int:
+    """``--web DIR``: the static page of :mod:`nnframe.serve.web`."""
+    from nnframe.model import Model  # noqa: PLC0415
+    from nnframe.serve.web import export_web  # noqa: PLC0415
+
+    try:
+        import onnx  # noqa: F401, PLC0415
+    except ImportError:
+        from nnframe import onnx as nnframe_onnx  # noqa: PLC0415
+
+        raise ExportCommandError(f"export --web {nnframe_onnx.MISSING}") from None
+    target = export_web(Model.load(args.checkpoint), args.web, ort_dist=args.ort, opset=args.opset)
+    print(f"wrote {target}/: index.html, model.onnx, model.json, static/, ort/ (serve it from any static host, "
+          f"e.g. python -m http.server -d {args.web})", flush=True)
     return 0

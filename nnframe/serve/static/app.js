@@ -1,6 +1,20 @@
 // nnframe serve: the page. It talks to the server only through the JSON API
 // (GET /api/model, POST /api/predict); all preprocessing happens on the server.
+// The static page of `nnframe export --web` defines window.nnframeBackend first (web.js:
+// the same two calls, answered in the browser by onnxruntime-web) and this file uses it.
 "use strict";
+
+const apiBackend = {
+  async card() {
+    const response = await fetch("api/model");
+    return { ok: response.ok, answer: await response.json() };
+  },
+  async predict(body, type) {
+    const response = await fetch("api/predict?preview=1", { method: "POST", headers: { "Content-Type": type }, body });
+    return { ok: response.ok, answer: await response.json() };
+  },
+};
+const backend = window.nnframeBackend || apiBackend;
 
 const canvas = document.getElementById("canvas");
 const ctx = canvas.getContext("2d");
@@ -94,10 +108,9 @@ async function send(body, type, what) {
   pending++;
   updateBusy();
   try {
-    const response = await fetch("/api/predict?preview=1", { method: "POST", headers: { "Content-Type": type }, body });
-    const answer = await response.json();
+    const { ok, answer } = await backend.predict(body, type);
     if (id !== requestId) return;  // a newer request has been sent
-    if (!response.ok) { setStatus(`${what}: ${answer.error}`, true); return; }
+    if (!ok) { setStatus(`${what}: ${answer.error}`, true); return; }
     showPrediction(answer.predictions[0]);
     if (answer.fitted) showFitted(answer.fitted);
     setStatus(`${what}: predicted ${answer.predictions[0].name}`);
@@ -228,9 +241,8 @@ function chart(svgId, history, keys) {
 }
 
 async function loadCard() {
-  const response = await fetch("/api/model");
-  const card = await response.json();
-  if (!response.ok) { setStatus(`model card: ${card.error}`, true); return; }
+  const { ok, answer: card } = await backend.card();
+  if (!ok) { setStatus(`model card: ${card.error}`, true); return; }
   inputShape = card.input_shape;
   document.getElementById("title").textContent = card.dataset ? `${card.dataset} classifier` : "classifier";
   document.title = `nnframe · ${card.dataset || "model"}`;
