@@ -1,6 +1,7 @@
 """Gradient checking against central finite differences, in float64.
 
-:func:`gradcheck` checks a layer (or a :class:`~nnframe.net.Net`): the gradient of
+:func:`gradcheck` checks a layer (or a container, e.g. a :class:`~nnframe.net.Net`: then
+its parameters carry their dotted names, ``"2.body.0.w"``): the gradient of
 ``sum(forward(x) * R)`` (``R`` a fixed random array) with respect to the input and
 to every parameter, element by element for small tensors and along random
 directions for large ones. :func:`gradcheck_loss` does the same for a loss with
@@ -41,13 +42,16 @@ def smooth_input(shape: Iterable[int], seed: int = 0, kinks: Iterable[float] = (
     return x
 
 
-def _layers_of(obj: Any) -> list[Any]:
-    return list(obj.layers) if hasattr(obj, "layers") else [obj]
+def _leaves_of(obj: Any) -> list[tuple[str, Any]]:
+    """``(name prefix, leaf)``: a container's leaves by dotted path (``"2.body.0."``), else ``("0.", obj)``."""
+    if hasattr(obj, "named_leaves"):
+        return [(f"{path}.", leaf) for path, leaf in obj.named_leaves()]
+    return [("0.", obj)]
 
 
 def _rng_states(obj: Any) -> list[tuple[Any, dict]]:
     states = []
-    for layer in _layers_of(obj):
+    for _, layer in _leaves_of(obj):
         rng = getattr(layer, "rng", None)
         if isinstance(rng, np.random.Generator):
             states.append((rng, copy.deepcopy(rng.bit_generator.state)))
@@ -102,14 +106,17 @@ def _numeric_grad(f: Callable[[], float], array: np.ndarray, eps: float, max_ful
     return np.array(projections), np.array(numerics)
 
 
-def gradcheck(layer: Any, inputs: np.ndarray, *, eps: float = 1e-6, atol: float = 1e-6,
+def gradcheck(layer: Any, inputs: Any, *, eps: float = 1e-6, atol: float = 1e-6,
               rtol: float = 1e-4, seed: int = 0, max_full: int = 512, directions: int = 8,
               check_inputs: bool = True) -> dict[str, float]:
     """Check ``layer``'s backward against central differences of its forward.
 
     Args:
         layer: a built-or-unbuilt layer or net with float64 parameters.
-        inputs: float64 input batch (modified in place during the check, restored after).
+        inputs: float64 input batch (modified in place during the check, restored after),
+            or a list of them for a layer with several inputs (then reported as
+            ``"input.0"``, ``"input.1"``, ...). A layer with several outputs is checked on
+            ``sum_k sum(out_k * R_k)``.
         eps, atol, rtol: step and tolerances (``|a - n| <= atol + rtol |n|``).
         seed: seed of the projection ``R`` and of the random directions.
         max_full: tensors up to this size are checked entry by entry.
@@ -125,22 +132,27 @@ def gradcheck(layer: Any, inputs: np.ndarray, *, eps: float = 1e-6, atol: float 
     """
     if backend.xp() is not np:
         raise ValueError("gradcheck runs on the numpy backend only")
-    x = np.array(inputs, dtype=np.float64, copy=True) if inputs.dtype.kind == "f" else inputs
-    if x.dtype.kind == "f" and x.dtype != np.float64:
-        raise ValueError(f"gradcheck: inputs must be float64, got {inputs.dtype}")
+    multi_in = isinstance(inputs, (list, tuple))
+    xs = []
+    for item in (inputs if multi_in else [inputs]):
+        item = np.asarray(item)
+        if item.dtype.kind == "f" and item.dtype != np.float64:
+            raise ValueError(f"gradcheck: inputs must be float64, got {item.dtype}")
+        xs.append(np.array(item, copy=True) if item.dtype.kind == "f" else item)
     rng = np.random.default_rng(seed)
     rng_states = _rng_states(layer)
 
-    def run() -> np.ndarray:
+    def run() -> Any:
         for generator, state in rng_states:
             generator.bit_generator.state = copy.deepcopy(state)
-        return layer.forward(x)
+        return layer.forward(xs if multi_in else xs[0])
 
     out = run()
-    projection = rng.normal(size=out.shape)
+    multi_out = isinstance(out, (list, tuple))
+    projection = [rng.normal(size=o.shape) for o in out] if multi_out else rng.normal(size=out.shape)
     named = {
-        f"{i}.{k}": v
-        for i, lyr in enumerate(_layers_of(layer))
+        f"{prefix}{k}": v
+        for prefix, lyr in _leaves_of(layer)
         for k, v in lyr.params.items()
         if v is not None
     }
@@ -151,24 +163,34 @@ def gradcheck(layer: Any, inputs: np.ndarray, *, eps: float = 1e-6, atol: float 
                 "nnframe.backend.default_dtype('float64')"
             )
     run()
-    for lyr in _layers_of(layer):
+    for _, lyr in _leaves_of(layer):
         lyr.requires_input_grad = True
-    dx = layer.backward(projection.copy())
+    layer.requires_input_grad = True
+    dx = layer.backward([p.copy() for p in projection] if multi_out else projection.copy())
     analytic = {name: np.array(lyr_grads, copy=True) for name, lyr_grads in (
-        (f"{i}.{k}", lyr.grads[k]) for i, lyr in enumerate(_layers_of(layer)) for k in lyr.params
+        (f"{prefix}{k}", lyr.grads[k]) for prefix, lyr in _leaves_of(layer) for k in lyr.params
         if lyr.params[k] is not None
     )}
 
     def objective() -> float:
-        return float((run() * projection).sum())
+        result = run()
+        if multi_out:
+            return float(sum((o * p).sum() for o, p in zip(result, projection, strict=True)))
+        return float((result * projection).sum())
 
     problems: list[str] = []
     report: dict[str, float] = {}
-    if check_inputs and x.dtype.kind == "f":
-        if dx is None or dx.shape != x.shape:
-            raise GradcheckError(f"input gradient has shape {getattr(dx, 'shape', None)}, expected {x.shape}")
-        a, n = _numeric_grad(objective, x, eps, max_full, directions, rng, np.asarray(dx))
-        report["input"] = _compare("input", a, n, atol, rtol, problems)
+    dxs = dx if multi_in else [dx]
+    if multi_in and (not isinstance(dx, (list, tuple)) or len(dx) != len(xs)):
+        raise GradcheckError(f"expected a list of {len(xs)} input gradients, got {type(dx).__name__}")
+    for index, (x, g) in enumerate(zip(xs, dxs, strict=True)):
+        if not check_inputs or x.dtype.kind != "f":
+            continue
+        name = f"input.{index}" if multi_in else "input"
+        if g is None or g.shape != x.shape:
+            raise GradcheckError(f"{name} gradient has shape {getattr(g, 'shape', None)}, expected {x.shape}")
+        a, n = _numeric_grad(objective, x, eps, max_full, directions, rng, np.asarray(g))
+        report[name] = _compare(name, a, n, atol, rtol, problems)
     for name, value in named.items():
         a, n = _numeric_grad(objective, value, eps, max_full, directions, rng, analytic[name])
         report[name] = _compare(name, a, n, atol, rtol, problems)

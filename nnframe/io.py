@@ -37,7 +37,8 @@ from nnframe import optimizer as optimizer_mod
 from nnframe import random as nn_random
 from nnframe import schedule as schedule_mod
 from nnframe.atomic import atomic_write
-from nnframe.net import Net
+from nnframe.layer.base import get_layer_class
+from nnframe.layer.container import Container
 
 FORMAT_NAME = "nnframe-checkpoint"
 FORMAT_VERSION = 1
@@ -117,17 +118,17 @@ def generator_state(rng: np.random.Generator) -> dict[str, Any]:
     return rng.bit_generator.state
 
 
-def layer_generators(net: Net) -> dict[str, np.random.Generator]:
-    """Every generator held by a layer, as ``{"<layer index>.<attribute>": generator}``."""
+def layer_generators(net: Container) -> dict[str, np.random.Generator]:
+    """Every generator held by a layer of the tree, as ``{"<dotted path>.<attribute>": generator}``."""
     return {
-        f"{index}.{attr}": value
-        for index, layer in enumerate(net.layers)
+        f"{path}.{attr}": value
+        for path, layer in net.named_leaves()
         for attr, value in vars(layer).items()
         if isinstance(value, np.random.Generator)
     }
 
 
-def save_checkpoint(path: str | os.PathLike, net: Net, loss: loss_mod.BaseLoss,
+def save_checkpoint(path: str | os.PathLike, net: Container, loss: loss_mod.BaseLoss,
                     optimizer: optimizer_mod.BaseOptimizer, scheduler: Any = None,
                     extra_config: dict[str, Any] | None = None,
                     train_state: dict[str, Any] | None = None,
@@ -148,7 +149,7 @@ def save_checkpoint(path: str | os.PathLike, net: Net, loss: loss_mod.BaseLoss,
     if not net.is_built:
         raise CheckpointError("cannot save a net that is not built: run it on a batch (or Net.build) first")
     config = {
-        "net": net.get_config(),
+        "net": {"class": type(net).registry_name, **net.get_config()},
         "loss": loss_config(loss),
         "optimizer": optimizer.get_config(),
         "scheduler": None if scheduler is None else scheduler_config(scheduler),
@@ -364,6 +365,20 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 # ---------------------------------------------------------------------- rebuilding
+def container_from_config(config: dict[str, Any]) -> Container:
+    """The model's net from its config: a :class:`Net` (the default, as older checkpoints
+    hold), or the registered container class the config names (``"class": "Graph"``).
+
+    Raises:
+        ValueError: when the class is not a registered container.
+    """
+    name = config.get("class", "Net")
+    cls = get_layer_class(name) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, Container)):
+        raise ValueError(f"the net's class must be a container (Net, Graph, ...), got {name!r}")
+    return cls.from_config({k: v for k, v in config.items() if k != "class"})
+
+
 def input_shape_of(ckpt: Checkpoint) -> tuple[int, ...] | None:
     """The per-sample input shape recorded in the checkpoint, validated, or ``None``."""
     shape = ckpt.config.get("input_shape")
@@ -377,7 +392,7 @@ def input_shape_of(ckpt: Checkpoint) -> tuple[int, ...] | None:
     return tuple(shape)
 
 
-def build_parts(ckpt: Checkpoint) -> tuple[Net, loss_mod.BaseLoss, optimizer_mod.BaseOptimizer]:
+def build_parts(ckpt: Checkpoint) -> tuple[Container, loss_mod.BaseLoss, optimizer_mod.BaseOptimizer]:
     """Rebuild the net (built, with fresh parameters), the loss and the optimizer from the config.
 
     Raises:
@@ -386,7 +401,7 @@ def build_parts(ckpt: Checkpoint) -> tuple[Net, loss_mod.BaseLoss, optimizer_mod
     """
     name = f"checkpoint {ckpt.path!r}"
     try:
-        net = Net.from_config(ckpt.config["net"])
+        net = container_from_config(ckpt.config["net"])
     except Exception as exc:  # noqa: BLE001 - constructors of registered layers only
         raise CheckpointError(f"{name}: cannot rebuild the net from its config: {exc}") from None
     try:
@@ -409,26 +424,26 @@ def build_parts(ckpt: Checkpoint) -> tuple[Net, loss_mod.BaseLoss, optimizer_mod
     return net, loss, optimizer
 
 
-def _precheck_layer_shapes(net: Net, ckpt: Checkpoint) -> None:
+def _precheck_layer_shapes(net: Container, ckpt: Checkpoint) -> None:
     """Compare each layer's known parameter dimensions with the stored tensors before building,
     so a config with absurd sizes fails here instead of allocating them."""
     problems = []
-    for index, layer in enumerate(net.layers):
+    for path, layer in net.named_leaves():
         for key in layer.param_names:
             planned = layer.shapes.get(key)
-            stored = ckpt.net_arrays.get(f"{index}.{key}")
+            stored = ckpt.net_arrays.get(f"{path}.{key}")
             if stored is None or not isinstance(planned, (list, tuple)):
                 continue
             if len(planned) != stored.ndim or any(
                 p is not None and int(p) != s for p, s in zip(planned, stored.shape, strict=True)
             ):
-                problems.append(f"{index}.{key}: the config gives shape {list(planned)}, "
+                problems.append(f"{path}.{key}: the config gives shape {list(planned)}, "
                                 f"the file holds {list(stored.shape)}")
     if problems:
         raise CheckpointError(f"checkpoint {ckpt.path!r} does not match its own config: " + "; ".join(problems))
 
 
-def check_arrays(ckpt: Checkpoint, net: Net, optimizer: optimizer_mod.BaseOptimizer) -> None:
+def check_arrays(ckpt: Checkpoint, net: Container, optimizer: optimizer_mod.BaseOptimizer) -> None:
     """Check every stored name, shape and dtype against ``net`` and ``optimizer``.
 
     Raises:
@@ -485,7 +500,7 @@ def restore_generator(rng: np.random.Generator | None, state: Any, what: str) ->
     return rng
 
 
-def restore_into(ckpt: Checkpoint, net: Net, optimizer: optimizer_mod.BaseOptimizer,
+def restore_into(ckpt: Checkpoint, net: Container, optimizer: optimizer_mod.BaseOptimizer,
                  scheduler: Any = None) -> Any:
     """Load weights, buffers, optimizer state, scheduler state and layer generators.
 
@@ -535,13 +550,14 @@ def restore_into(ckpt: Checkpoint, net: Net, optimizer: optimizer_mod.BaseOptimi
                                   net.params.layout)
     else:  # never stepped: no moments yet
         optimizer.iterations, optimizer.lr = iterations, lr
+    leaves = dict(net.named_leaves())
     for key, restored in fresh.items():
-        index, attr = key.split(".", 1)
+        path, attr = key.rsplit(".", 1)
         current = generators[key]
         if type(current.bit_generator) is type(restored.bit_generator):
             current.bit_generator.state = restored.bit_generator.state  # keep shared references valid
         else:
-            setattr(net.layers[int(index)], attr, restored)
+            setattr(leaves[path], attr, restored)
     if sched_cfg is not None:
         scheduler.load_state_dict(sched_state)
     return scheduler

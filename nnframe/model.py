@@ -34,8 +34,8 @@ from nnframe import functional as F
 from nnframe import metrics as metrics_mod
 from nnframe import random as nn_random
 from nnframe.backend import Array
+from nnframe.layer.container import Container, trace_output_shapes
 from nnframe.loss import BaseLoss, KLDivergence, NLLLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
-from nnframe.net import Net
 from nnframe.optimizer import BaseOptimizer
 from nnframe.parameter import ParamBuffer
 
@@ -44,7 +44,8 @@ class Model:
     """A net trained with a loss and an optimizer.
 
     Args:
-        net: the :class:`~nnframe.net.Net`.
+        net: the :class:`~nnframe.net.Net` (or any outermost container: a
+            :class:`~nnframe.graph.Graph`, a residual block).
         loss: a :class:`~nnframe.loss.BaseLoss`.
         optimizer: a :class:`~nnframe.optimizer.BaseOptimizer`.
         check_finite: raise ``ValueError`` in :meth:`backward` when the loss is NaN
@@ -66,13 +67,17 @@ class Model:
             :func:`load` (the CLI keeps the data set and the input normalisation there).
     """
 
-    def __init__(self, net: Net, loss: BaseLoss, optimizer: BaseOptimizer,
+    def __init__(self, net: Container, loss: BaseLoss, optimizer: BaseOptimizer,
                  check_finite: bool = True, metrics: Sequence[str | metrics_mod.Metric] | None = None,
                  scheduler: Any = None) -> None:
-        for arg, value, cls in (("net", net, Net), ("loss", loss, BaseLoss),
-                                ("optimizer", optimizer, BaseOptimizer)):
+        for arg, value, cls, what in (("net", net, Container, "Net (or another container)"),
+                                      ("loss", loss, BaseLoss, "BaseLoss"),
+                                      ("optimizer", optimizer, BaseOptimizer, "BaseOptimizer")):
             if not isinstance(value, cls):
-                raise TypeError(f"Model: {arg} must be a {cls.__name__}, got {type(value).__name__}")
+                raise TypeError(f"Model: {arg} must be a {what}, got {type(value).__name__}")
+        if net._nested:
+            raise ValueError(f"Model: this {type(net).__name__} sits inside another container, whose flat "
+                             "buffers hold its parameters; give the Model the outermost one")
         self.net = net
         self.loss = loss
         self.optimizer = optimizer
@@ -212,13 +217,13 @@ class Model:
     def mode(self, training: bool) -> Iterator[Model]:
         """Context manager: every layer in training (or evaluation) mode; each layer's
         previous mode is restored on exit, exceptions included."""
-        previous = [layer.is_training for layer in self.net.layers]
+        previous = [(leaf, leaf.is_training) for _, leaf in self.net.named_leaves()]
         self.net.is_training = training
         try:
             yield self
         finally:
-            for layer, was_training in zip(self.net.layers, previous, strict=True):
-                layer.is_training = was_training
+            for leaf, was_training in previous:
+                leaf.is_training = was_training
 
     def evaluate(self, x: Any, y: Any, batch_size: int = 128) -> dict[str, float]:
         """Mean loss and metrics over ``(x, y)``, in evaluation mode.
@@ -297,9 +302,8 @@ class Model:
     def _warn_integer_input(self, x: Any) -> None:
         """Warn once per model when a float net is fed integer (e.g. uint8 pixel) data."""
         dtype = getattr(x, "dtype", None)
-        first = self.net.layers[0] if self.net.layers else None
         if self._warned_integer_input or dtype is None or np.dtype(dtype).kind not in "iu" \
-                or (first is not None and first.accepts_integer_input):
+                or self.net.accepts_integer_input:
             return
         self._warned_integer_input = True
         warnings.warn(
@@ -312,10 +316,8 @@ class Model:
                  rng: np.random.Generator | None = None) -> data_mod.BatchIterator:
         """Batches of ``x`` in the net's dtype (integer input kept for layers that take indices)."""
         dtype = self.net.dtype
-        first = self.net.layers[0] if self.net.layers else None
         x_dtype = getattr(x, "dtype", None)
-        if first is not None and first.accepts_integer_input and x_dtype is not None \
-                and np.dtype(x_dtype).kind in "iu":
+        if self.net.accepts_integer_input and x_dtype is not None and np.dtype(x_dtype).kind in "iu":
             dtype = x_dtype
         return data_mod.batches(x, y, batch_size=batch_size, shuffle=shuffle, rng=rng, dtype=dtype)
 
@@ -505,41 +507,37 @@ class Model:
             raise ValueError("summary: the input shape is unknown; pass input_shape=(...) without the batch "
                              "axis, e.g. model.summary(input_shape=(28, 28, 1))")
         shapes = self._output_shapes(shape)
-        rows = [(str(i), layer.name, str((None, *out)), f"{layer.num_params:,}")
-                for i, (layer, out) in enumerate(zip(self.net.layers, shapes, strict=True))]
+        rows = [(path, "  " * path.count(".") + layer.name, _shape_text(shapes.get(id(layer))),
+                 f"{layer.num_params:,}") for path, layer in self.net.named_layers()]
         header = ("#", "Layer", "Output shape", "Params")
         widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
 
         def line(row: Sequence[str]) -> str:
-            return (f"{row[0]:>{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  "
+            return (f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  "
                     f"{row[3]:>{widths[3]}}")
 
         rule = "-" * len(line(header))
-        buffers = sum(int(v.size) for layer in self.net.layers for v in layer.nt_params.values()
-                      if v is not None)
+        buffers = sum(int(v.size) for v in self.net.nt_params.values())
+        count = len(self.net.sublayers())
         text = "\n".join([
-            f"Model: {len(self.net.layers)} layers, input {(None, *shape)}, {self.net.dtype}",
+            f"Model: {count} layers, input {_shape_text(shape)}, {self.net.dtype}",
             rule, line(header), rule, *map(line, rows), rule,
             f"Total params: {self.net.num_params:,}" + (f" (+ {buffers:,} non-trainable)" if buffers else ""),
             f"Loss: {self.loss!r}   Optimizer: {self.optimizer!r}",
         ])
         return text
 
-    def _output_shapes(self, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-        """Each layer's per-sample output shape, from one zero sample run in evaluation mode."""
+    def _output_shapes(self, shape: Any) -> dict[int, Any]:
+        """Each layer's per-sample output shape by ``id(layer)``, from one zero sample run in
+        evaluation mode (``shape`` is a list of shapes for a net with several inputs)."""
         xp = backend.xp()
-        first = self.net.layers[0] if self.net.layers else None
-        dtype = np.int64 if first is not None and first.accepts_integer_input else self.net.dtype
-        if not self.net.is_built:
-            with self.mode(training=False):
-                self.net.forward(xp.zeros((1, *shape), dtype=dtype))
-        shapes = []
+        dtype = np.int64 if self.net.accepts_integer_input else self.net.dtype
+        zeros = ([xp.zeros((1, *s), dtype=dtype) for s in shape] if shape and isinstance(shape[0], (list, tuple))
+                 else xp.zeros((1, *shape), dtype=dtype))
         with self.mode(training=False):
-            out = xp.zeros((1, *shape), dtype=dtype)
-            for layer in self.net.layers:
-                out = layer.forward(out)
-                shapes.append(tuple(int(s) for s in out.shape[1:]))
-        return shapes
+            if not self.net.is_built:
+                self.net.forward(zeros)
+            return trace_output_shapes(self.net, zeros)
 
     # --------------------------------------------------------------- checkpoints
     def save(self, path: str | os.PathLike) -> None:
@@ -650,6 +648,15 @@ def _probability_link(loss: BaseLoss) -> str | None:
     if isinstance(loss, KLDivergence):
         return "softmax" if loss.from_logits else "exp"
     return None
+
+
+def _shape_text(shape: Any) -> str:
+    """``(None, 28, 28, 1)`` for a per-sample shape; several shapes joined by commas."""
+    if shape is None:
+        return "?"
+    if shape and isinstance(shape[0], (list, tuple)):
+        return ", ".join(_shape_text(s) for s in shape)
+    return str((None, *shape))
 
 
 def _saved_callback_states(ckpt: io.Checkpoint) -> dict[str, dict[str, Any]]:

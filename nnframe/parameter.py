@@ -79,6 +79,27 @@ class ParamLayout:
             raise ValueError(f"parameters must be floating point (float32 or float64), got dtype {dtype}")
         return cls(tuple(names), tuple(shapes), dtype, len(param_dicts))
 
+    @classmethod
+    def from_named(cls, named: Mapping[str, Array], num_layers: int = 0) -> ParamLayout:
+        """Build the layout of ``{dotted name: array}`` in the mapping's order (a container's walk).
+
+        Args:
+            named: the arrays by dotted name (``"2.body.0.w"``).
+            num_layers: how many top-level layers the names index into (for :meth:`ParamBuffer.per_layer`).
+
+        Raises:
+            ValueError: if the arrays do not all share one dtype, or it is not a float dtype.
+        """
+        dtypes = {np.dtype(v.dtype) for v in named.values()}
+        if len(dtypes) > 1:
+            found = ", ".join(sorted(str(d) for d in dtypes))
+            raise ValueError(f"all parameters must share one dtype, found {found}")
+        dtype = dtypes.pop() if dtypes else backend.get_default_dtype()
+        if np.dtype(dtype).kind != "f":
+            raise ValueError(f"parameters must be floating point (float32 or float64), got dtype {dtype}")
+        shapes = tuple(tuple(int(s) for s in v.shape) for v in named.values())
+        return cls(tuple(named), shapes, dtype, num_layers)
+
 
 class ParamBuffer(Mapping[str, Array]):
     """A flat array with named, shaped views; read-only as a mapping, writable in place.
@@ -119,6 +140,9 @@ class ParamBuffer(Mapping[str, Array]):
         groups: list[dict[str, Array]] = [{} for _ in range(self.layout.num_layers)]
         for name, view in self._views.items():
             index, key = name.split(".", 1)
+            if not index.isdigit() or int(index) >= len(groups):
+                raise ValueError(f"per_layer: {name!r} does not start with a layer index below "
+                                 f"{len(groups)} (only a Net's names do)")
             groups[int(index)][key] = view
         return groups
 

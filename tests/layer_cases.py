@@ -20,7 +20,7 @@ class Case:
     Attributes:
         id: test id.
         make: builds a fresh, unbuilt layer (called under the dtype being tested).
-        input_shape: batch shape fed to it.
+        input_shape: batch shape fed to it (a list of shapes: a list of arrays, for merges).
         kinks: input values where the layer is not differentiable (kept away from).
         train_differs: whether output differs between train and eval mode.
         gradcheck: extra keyword arguments for ``nnframe.gradcheck``.
@@ -31,7 +31,7 @@ class Case:
 
     id: str
     make: Callable[[], Any]
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | list[tuple[int, ...]]
     kinks: tuple[float, ...] = ()
     train_differs: bool = False
     gradcheck: dict = field(default_factory=dict)
@@ -68,6 +68,7 @@ CORE_CASES = [
 
 from layer_cases_attention import ATTENTION_CASES  # noqa: E402 - attention and positions
 from layer_cases_conv import CONV_CASES  # noqa: E402 - convolution, pooling, normalization (its own module)
+from layer_cases_graph import GRAPH_CASES  # noqa: E402 - merges and containers (their own module)
 from layer_cases_seq import SEQ_CASES  # noqa: E402 - embeddings and recurrent layers
 
-ALL_CASES = CORE_CASES + CONV_CASES + ATTENTION_CASES + SEQ_CASES
+ALL_CASES = CORE_CASES + CONV_CASES + ATTENTION_CASES + SEQ_CASES + GRAPH_CASES

@@ -10,16 +10,32 @@ from nnframe import backend, initializer
 from nnframe import layer as layer_mod
 from nnframe.errors import ShapeError
 from nnframe.gradcheck import gradcheck, smooth_input
+from nnframe.layer import Container
 from nnframe.layer.base import implements_shape_inference, infer_output_shape
 from nnframe.net import Net
 
 IDS = [c.id for c in ALL_CASES]
 
 
-def _input(case: Case, dtype, seed: int = 0) -> np.ndarray:
+def _input(case: Case, dtype, seed: int = 0):
+    """The case's input batch; a list of batches when its input_shape is a list (merges)."""
     if case.ids is not None:  # integer ids (Embedding): no input gradient
         return np.random.default_rng(seed).integers(0, case.ids, size=case.input_shape)
+    if isinstance(case.input_shape, list):
+        return [smooth_input(s, seed=seed + i, kinks=case.kinks).astype(dtype)
+                for i, s in enumerate(case.input_shape)]
     return smooth_input(case.input_shape, seed=seed, kinks=case.kinks).astype(dtype)
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _expected_param_names(layer) -> set[str]:
+    """gradcheck's names: a container's dotted names, a leaf's "0.<key>"."""
+    if isinstance(layer, Container):
+        return set(layer.param_names)
+    return {f"0.{k}" for k in layer.param_names}
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=IDS)
@@ -28,8 +44,12 @@ def test_gradients_match_finite_differences_float64(case: Case):
         layer = case.make()
         x = _input(case, np.float64)
         report = gradcheck(layer, x, **case.gradcheck)
-    assert ("input" in report) == (case.ids is None)
-    assert set(report) - {"input"} == {f"0.{k}" for k in layer.param_names}
+    inputs = {"input"} if not isinstance(x, list) else {f"input.{i}" for i in range(len(x))}
+    if case.ids is not None:
+        assert "input" not in report
+        inputs = set()
+    assert inputs <= set(report)
+    assert set(report) - inputs == _expected_param_names(layer)
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=IDS)
@@ -46,7 +66,8 @@ def test_output_and_gradient_keep_dtype_and_shape(case: Case, dtype):
     if case.ids is not None:
         assert dx is None  # integer ids have no gradient
     else:
-        assert dx.shape == x.shape and dx.dtype == dtype
+        for dxi, xi in zip(_as_list(dx), _as_list(x), strict=True):
+            assert dxi.shape == xi.shape and dxi.dtype == dtype
     for name in layer.param_names:
         assert layer.params[name].dtype == dtype
         assert layer.grads[name].shape == layer.params[name].shape
@@ -83,7 +104,7 @@ def test_every_public_layer_has_a_conformance_case():
 
     public = {name for name, obj in vars(layer_mod).items()
               if isinstance(obj, type) and issubclass(obj, layer_mod.Layer) and not name.startswith("_")}
-    public -= {"Layer", "Activation"}  # the bases: every concrete subclass is checked instead
+    public -= {"Layer", "Activation", "Container"}  # the bases: every concrete subclass is checked instead
     assert {"Dense", "ReLU", "Conv2D", "BatchNorm"} <= public  # the scan sees the layers
     covered = {type(case.make()).__name__ for case in ALL_CASES}
     assert public - covered == set(), "layers without a conformance case"
@@ -95,16 +116,23 @@ def test_shape_inference_agrees_with_forward_and_allocates_nothing(case: Case):
     layer = case.make()
     assert implements_shape_inference(layer), f"{type(layer).__name__} has no compute_output_shape"
     was_built = layer.is_init  # warmed-up cases are built already
-    out_shape = infer_output_shape(layer, case.input_shape)
-    if not was_built:
-        assert all(v is None for v in [*layer.params.values(), *layer.nt_params.values()])
+    if isinstance(layer, Container):  # build allocates for the outermost container: infer_shapes does not
+        out_shape = layer.infer_shapes(case.input_shape)[0][-1]
+        assert not layer.is_init or was_built
+    else:
+        out_shape = infer_output_shape(layer, case.input_shape)
+        if not was_built:
+            assert all(v is None for v in [*layer.params.values(), *layer.nt_params.values()])
     shapes = layer.state_shapes()
     assert set(shapes) == {*layer.param_names, *layer.nt_param_names}
     y = layer.forward(_input(case, np.float32))
     assert y.shape == out_shape
     allocated = {k: v.shape for k, v in [*layer.params.items(), *layer.nt_params.items()]}
     assert allocated == shapes
-    assert layer.compute_output_shape((7, *case.input_shape[1:]))[0] == 7  # any batch size
+    if isinstance(case.input_shape, list):
+        assert layer.compute_output_shape([(7, *s[1:]) for s in case.input_shape])[0] == 7  # any batch size
+    else:
+        assert layer.compute_output_shape((7, *case.input_shape[1:]))[0] == 7  # any batch size
 
 
 BAD_SHAPES = [

@@ -22,10 +22,12 @@ from nnframe.layer.base import (
     layer_from_config,
     layer_to_config,
 )
+from nnframe.layer.container import Container
 from nnframe.layer.conv import Conv1D, Conv2D, Conv2DTranspose
 from nnframe.layer.dense import Dense
 from nnframe.layer.dropout import Dropout, Dropout2D
 from nnframe.layer.embedding import Embedding, Masking
+from nnframe.layer.merge import Add, Concatenate, Multiply, Residual
 from nnframe.layer.norm import BatchNorm, LayerNorm
 from nnframe.layer.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from nnframe.layer.position import PositionalEmbedding, SinusoidalPositionalEncoding
@@ -40,4 +42,5 @@ __all__ = [
     "Layer", "LeakyReLU", "ReLU", "Reshape", "SiLU", "Sigmoid", "Softmax", "Softplus",
     "Tanh", "get_layer_class", "layer_from_config", "layer_to_config",
     "Embedding", "Masking", "forward_with_mask", "RNN", "LSTM", "GRU",
+    "Add", "Concatenate", "Container", "Multiply", "Residual",
 ]

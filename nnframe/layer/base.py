@@ -262,6 +262,12 @@ class Layer:
         """
         return {"name": self._name} if self._name else {}
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Rebuild a layer from :meth:`get_config`'s output (containers override it to
+        rebuild their children)."""
+        return cls(**config)
+
 
 class Activation(Layer):
     """An element-wise layer defined by ``forward_func`` and its derivative ``backward_func``.
@@ -389,7 +395,7 @@ def get_layer_class(name: str) -> type[Layer]:
 def layer_from_config(config: dict[str, Any]) -> Layer:
     """Rebuild a layer from ``{"class": name, "config": {...}}``."""
     cls = get_layer_class(config["class"])
-    return cls(**config.get("config", {}))
+    return cls.from_config(config.get("config", {}))
 
 
 def layer_to_config(layer: Layer) -> dict[str, Any]:
