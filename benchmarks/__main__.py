@@ -22,6 +22,7 @@ SUITES = {
     "cnn": ("benchmarks.cnn", "CIFAR-size CNN (conv-BN-ReLU x4, 2 max-pools, dense): nnframe vs PyTorch"),
     "fairness": ("benchmarks.fairness", "how long one library's spinning threads slow the next one (the idle gap)"),
     "serve": ("benchmarks.serve", "a loopback load test of nnframe serve, with and without request batching"),
+    "distributed": ("benchmarks.distributed", "MLP and LeNet: mpirun -n 2 x 1 thread vs 1 process x 2 threads"),
 }
 
 

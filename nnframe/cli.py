@@ -185,6 +185,9 @@ def _add_train(commands: Any) -> None:
     p.add_argument("--resume", default=None, metavar="CKPT",
                    help="continue the run saved in CKPT (architecture, weights, optimizer, generators, epoch); "
                         "the result is bit-identical to a run that was never interrupted")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks, --batch-size per rank (on by itself when mpirun starts "
+                        "more than one process; needs nnframe[mpi])")
     p.add_argument("--plot", default=None, metavar="FILE.png",
                    help="save loss and accuracy per epoch (train and validation) to this image; "
                         "needs matplotlib: pip install 'nnframe[plot]'")
@@ -391,7 +394,20 @@ def _train_setup(args: argparse.Namespace) -> tuple[Model, str, dict[str, Any]]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``nnframe train``: fit, report per-epoch figures, save the checkpoint, test, plot."""
+    """``nnframe train``: fit, report per-epoch figures, save the checkpoint, test, plot.
+
+    Under ``mpirun -n P`` (or with ``--distributed``) every rank runs this with its share
+    of each batch; rank 0 alone prints, checkpoints and plots (:mod:`nnframe.distributed`).
+    """
+    from nnframe import distributed  # mpi4py itself is imported only when used
+
+    if args.distributed or distributed.launched_world_size() > 1:
+        args.distributed = True
+        return distributed.run_cli_rank(_train, args)
+    return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     if args.model not in (None, "mlp") and args.resume is None and not Path(args.model).is_file():
         raise CLIError(f"--model must be 'mlp' or a JSON spec file; {args.model!r} is neither")
     _check_writable(args.out, "--out")
@@ -438,7 +454,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         history = model.fit(
             x_train, y_train, epochs=args.epochs, batch_size=settings["batch_size"], validation_split=split,
             callbacks=[callbacks.ModelCheckpoint(args.out)], verbose=1,
-            resume_from=args.resume, rng=None if args.resume else settings["seed"],
+            resume_from=args.resume, rng=None if args.resume else settings["seed"], distributed=args.distributed,
         )
     except KeyboardInterrupt:
         if model.epoch > first_epoch:
@@ -456,7 +472,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _say(f"trained {model.epoch - first_epoch} epoch(s) in {_fmt_duration(elapsed)}")
     _say(f"test: {_fmt_eval(results, len(x_test))}")
     _say(f"checkpoint: {args.out}")
-    if args.plot is not None:
+    if args.plot is not None and getattr(model.optimizer, "rank", 0) == 0:
         title = f"{dataset}: test accuracy {results['accuracy']:.4f}" if "accuracy" in results else dataset
         plot.plot_history(history, args.plot, title)
         _say(f"curves: {args.plot}")

@@ -234,9 +234,15 @@ class Model:
         the result is that of one batch holding all of ``x`` and does not depend on
         ``batch_size`` (up to float rounding).
 
+        With a :class:`~nnframe.distributed.DistributedOptimizer`, each rank evaluates
+        its block of ``x`` and every rank gets the figures over all of ``x``.
+
         Returns:
             ``{"loss": ..., "accuracy": ..., ...}``.
         """
+        dist = _distributed(self)  # under MPI: this rank's block of x, figures reduced over ranks
+        if dist is not None:
+            x, y = dist.evaluation_shard(self.optimizer, x, y)
         trackers: dict[str, metrics_mod.Mean] = {}
         with self.mode(training=False):
             for xb, yb in self._batches(x, y, batch_size):
@@ -248,6 +254,8 @@ class Model:
                     tracker = trackers.setdefault(key, metrics_mod.Mean(key))
                     if weight:
                         tracker.update_value(value, weight)
+        if dist is not None:
+            return dist.reduce_means(trackers, self.optimizer.comm)
         if not trackers:
             raise ValueError("evaluate: x has no samples")
         return {key: tracker.result() for key, tracker in trackers.items()}
@@ -327,7 +335,8 @@ class Model:
             shuffle: bool = True, callbacks: Sequence[callbacks_mod.Callback] | None = None,
             verbose: int = 1, metrics: Sequence[str | metrics_mod.Metric] | None = None,
             initial_epoch: int = 0, resume_from: str | os.PathLike | None = None,
-            rng: int | np.random.Generator | None = None) -> callbacks_mod.History:
+            rng: int | np.random.Generator | None = None,
+            distributed: bool | None = None) -> callbacks_mod.History:
         """Train for epochs ``initial_epoch .. epochs - 1`` and return the :class:`History`.
 
         Each epoch: shuffle (from one generator kept on the model), run
@@ -364,6 +373,9 @@ class Model:
             rng: seed or generator for shuffling and the validation split (default: the
                 model's generator from an earlier fit or checkpoint, else a child of the
                 global generator).
+            distributed: data-parallel over the MPI ranks (:mod:`nnframe.distributed`;
+                ``batch_size`` is per rank). ``None``: when the optimizer is a
+                :class:`~nnframe.distributed.DistributedOptimizer`; ``True`` wraps it in one.
 
         Returns:
             The :class:`~nnframe.callbacks.History` (also kept as ``self.history``).
@@ -384,19 +396,32 @@ class Model:
         if rng is not None or self.shuffle_rng is None:
             self.shuffle_rng = nn_random.get_rng(rng)
 
+        session = None
+        if distributed or _distributed(self) is not None:
+            from nnframe import distributed as dist  # mpi4py is imported only when used
+
+            session = dist.fit_session(self, distributed)
+        if session is not None:
+            callbacks, verbose = session.callbacks(callbacks, verbose)
         cbs = self._callback_list(callbacks, verbose)
+        if session is not None:
+            cbs = session.wrap(cbs)
         cbs.set_model(self)
         ckpt = None
         if resume_from is not None:
             ckpt = io.read_checkpoint(resume_from)
             self._restore(ckpt, restore_global_rng=True)
             initial_epoch = self.epoch
+        if session is not None:
+            session.begin(x)  # rank 0's weights, state and generators everywhere, checksummed
         if validation_split:
             if self.split_seed is None:
                 self.split_seed = int(self.shuffle_rng.integers(2**63 - 1))
             (x, y), validation_data = data_mod.train_val_split(
                 x, y, validation_split, rng=np.random.default_rng(self.split_seed))
         train_batches = self._batches(x, y, batch_size, shuffle=shuffle, rng=self.shuffle_rng)
+        if session is not None:
+            train_batches = session.batches(train_batches)
         cbs.set_params({"epochs": epochs, "initial_epoch": initial_epoch, "steps": len(train_batches),
                         "samples": len(x), "verbose": verbose, "batch_size": batch_size})
         self.history = next(c for c in cbs.callbacks if isinstance(c, callbacks_mod.History))
@@ -674,6 +699,15 @@ def _give_state(ckpt: io.Checkpoint, key: str, state: dict[str, Any], callback: 
         callback.load_state_dict({**state, "arrays": arrays} if arrays else dict(state))
     except ValueError as exc:
         raise io.CheckpointError(f"checkpoint {ckpt.path!r}: callback {key}: {exc}") from None
+
+
+def _distributed(model: Model) -> Any:
+    """:mod:`nnframe.distributed` when the model's optimizer averages over MPI ranks, else ``None``."""
+    if not getattr(model.optimizer, "is_distributed", False):
+        return None
+    from nnframe import distributed
+
+    return distributed
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
