@@ -20,6 +20,7 @@ SUITES = {
     "mlp": ("benchmarks.mlp", "the seed's 784-200-100-70-30-10 MLP: nnframe vs PyTorch vs a NumPy loop"),
     "lenet": ("benchmarks.lenet", "LeNet (provided by benchmarks/lenet.py)"),
     "cnn": ("benchmarks.cnn", "CIFAR-size CNN (conv-BN-ReLU x4, 2 max-pools, dense): nnframe vs PyTorch"),
+    "checkpoint_memory": ("benchmarks.checkpoint_memory", "peak memory of nnframe summary on hostile checkpoints"),
     "fairness": ("benchmarks.fairness", "how long one library's spinning threads slow the next one (the idle gap)"),
     "serve": ("benchmarks.serve", "a loopback load test of nnframe serve, with and without request batching"),
     "distributed": ("benchmarks.distributed", "MLP and LeNet: mpirun -n 2 x 1 thread vs 1 process x 2 threads"),

@@ -9,3 +9,10 @@ class ShapeError(ValueError):
     The message states what was expected and what was received; :class:`nnframe.net.Net`
     prefixes it with the layer's index and name.
     """
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is malformed, truncated, hostile or does not fit the model.
+
+    Also available as ``nnframe.io.CheckpointError``.
+    """

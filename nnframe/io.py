@@ -16,10 +16,14 @@ Layout of a checkpoint (format ``nnframe-checkpoint``, version :data:`FORMAT_VER
 Writing is atomic (:func:`nnframe.atomic.atomic_write`): a crash at any point leaves
 the previous checkpoint intact.
 
-Reading never executes code: the header is parsed here first (8-byte little-endian
-length, then JSON) and every size is checked against the file's length before the
-bytes reach ``safetensors``; a bad file raises :class:`CheckpointError` saying what
-is wrong. Pickles and npz archives are refused.
+Reading never executes code and costs memory in proportion to the stored tensors: only
+regular files are opened, the header is read and checked first
+(:mod:`nnframe.safetensors_io`: 8-byte little-endian length, then JSON; every size
+checked against the file's length), the tensors are memory-mapped, and the net's every
+parameter shape is worked out from the config (:meth:`~nnframe.layer.container.Container.infer_shapes`)
+and compared with the stored tensors before anything is allocated. The layer count, the
+input size and each metadata JSON field are capped. A bad file raises
+:class:`CheckpointError` saying what is wrong. Pickles and npz archives are refused.
 """
 
 from __future__ import annotations
@@ -37,24 +41,21 @@ from nnframe import optimizer as optimizer_mod
 from nnframe import random as nn_random
 from nnframe import schedule as schedule_mod
 from nnframe.atomic import atomic_write
+from nnframe.errors import CheckpointError, ShapeError
 from nnframe.layer.base import get_layer_class
 from nnframe.layer.container import Container
+from nnframe.safetensors_io import MAX_HEADER_BYTES, read_safetensors  # noqa: F401 - MAX_HEADER_BYTES re-exported
 
 FORMAT_NAME = "nnframe-checkpoint"
 FORMAT_VERSION = 1
-MAX_HEADER_BYTES = 64 * 1024 * 1024
-MAX_INPUT_ELEMENTS = 1 << 26  # one sample; bounds the zero batch used to build a loaded net
-_DTYPES = {
-    "F16": np.float16, "F32": np.float32, "F64": np.float64, "BOOL": np.bool_,
-    "I8": np.int8, "I16": np.int16, "I32": np.int32, "I64": np.int64,
-    "U8": np.uint8, "U16": np.uint16, "U32": np.uint32, "U64": np.uint64,
-}
+#: one sample's values, for the input and for every layer's output (a net built for more is refused)
+MAX_INPUT_ELEMENTS = 1 << 26
+#: the most layers a checkpoint's net may have
+MAX_LAYERS = 10_000
+#: the longest ``config`` or ``state`` metadata JSON text accepted
+MAX_METADATA_JSON_CHARS = 4 * 1024 * 1024
 _BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
                    "Philox": np.random.Philox, "SFC64": np.random.SFC64, "MT19937": np.random.MT19937}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is malformed, truncated, hostile or does not fit the model."""
 
 
 @dataclass
@@ -203,105 +204,12 @@ def _write_all(file: Any, data: bytes) -> None:
 
 
 # ------------------------------------------------------------------------ reading
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise CheckpointError(f"duplicate key {key!r} in the header")
-        result[key] = value
-    return result
-
-
-def _sniff(head: bytes) -> str:
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return " (it is a zip archive, e.g. a NumPy .npz: not a nnframe checkpoint; refusing it)"
-    if head[:1] == b"\x80" and head[1:2] in bytes(range(2, 6)):
-        return " (it looks like a Python pickle: refusing to load it, pickles can run code)"
-    if head.startswith(b"\x93NUMPY"):
-        return " (it is a NumPy .npy file: not a nnframe checkpoint)"
-    return ""
-
-
-def read_header(data: bytes, name: str = "checkpoint") -> tuple[dict[str, Any], dict[str, str], int]:
-    """Parse and validate a safetensors header.
-
-    Returns:
-        ``(tensors, metadata, data_start)``: ``{name: {"dtype", "shape", "data_offsets"}}``,
-        the metadata strings, and where the tensor bytes begin.
-
-    Raises:
-        CheckpointError: naming the first structural problem found.
-    """
-    size = len(data)
-    if size < 8:
-        raise CheckpointError(f"{name}: truncated: {size} bytes, but a checkpoint starts with an "
-                              f"8-byte header length{_sniff(data)}")
-    header_len = int.from_bytes(data[:8], "little")
-    if header_len > size - 8 or header_len > MAX_HEADER_BYTES or header_len < 2:
-        raise CheckpointError(
-            f"{name}: header length field says {header_len} bytes but the file has {size - 8} bytes "
-            f"after it (limit {MAX_HEADER_BYTES}): truncated or not a safetensors checkpoint{_sniff(data)}"
-        )
-    try:
-        header = json.loads(data[8 : 8 + header_len].decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{name}: {exc}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, huge ints
-        raise CheckpointError(f"{name}: the header is not valid JSON ({exc}){_sniff(data)}") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{name}: the header must be a JSON object, got {type(header).__name__}")
-    metadata = header.pop("__metadata__", None)
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise CheckpointError(f"{name}: the header has no __metadata__ of strings: not a nnframe checkpoint")
-    data_len = size - 8 - header_len
-    problems, spans = [], []
-    for key, info in header.items():
-        problem = _check_entry(key, info, data_len)
-        if problem:
-            problems.append(problem)
-        else:
-            spans.append((info["data_offsets"][0], info["data_offsets"][1], key))
-    if problems:
-        raise CheckpointError(f"{name}: bad tensor entries: " + "; ".join(problems[:20])
-                              + (f"; ... ({len(problems)} in all)" if len(problems) > 20 else ""))
-    position = 0
-    for begin, end, key in sorted(spans):
-        if begin != position:
-            raise CheckpointError(f"{name}: tensor {key!r} starts at byte {begin}, expected {position} "
-                                  "(overlapping or gapped data)")
-        position = end
-    if position != data_len:
-        raise CheckpointError(f"{name}: the tensors cover {position} bytes but the file holds {data_len} "
-                              "after the header (truncated or padded)")
-    return header, metadata, 8 + header_len
-
-
-def _check_entry(key: str, info: Any, data_len: int) -> str | None:
-    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-        return f"{key!r}: expected an object with dtype, shape, data_offsets"
-    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-    if dtype not in _DTYPES:
-        return f"{key!r}: unsupported dtype {dtype!r} (expected one of {sorted(_DTYPES)})"
-    if (not isinstance(shape, list) or len(shape) > 16
-            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s for s in shape)):
-        return f"{key!r}: shape must be a list of at most 16 non-negative integers, got {shape!r}"
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
-        return f"{key!r}: data_offsets must be two integers, got {offsets!r}"
-    begin, end = offsets
-    nbytes = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
-    if not 0 <= begin <= end <= data_len:
-        return f"{key!r}: data_offsets {offsets} outside the {data_len} data bytes"
-    if end - begin != nbytes:
-        return f"{key!r}: shape {shape} of {dtype} needs {nbytes} bytes, offsets give {end - begin}"
-    return None
-
-
 def _json_field(metadata: dict[str, str], key: str, name: str) -> dict[str, Any]:
     if key not in metadata:
         raise CheckpointError(f"{name}: metadata has no {key!r} entry")
+    if len(metadata[key]) > MAX_METADATA_JSON_CHARS:
+        raise CheckpointError(f"{name}: metadata {key!r} is {len(metadata[key])} characters long, more than "
+                              f"the {MAX_METADATA_JSON_CHARS} a checkpoint may hold")
     try:
         value = json.loads(metadata[key])
     except (ValueError, RecursionError) as exc:
@@ -318,13 +226,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         CheckpointError: for a missing, malformed, truncated, hostile or newer-format file.
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as file:
-            data = file.read()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path!r}: {exc.strerror or exc}") from exc
     name = f"checkpoint {path!r}"
-    header, metadata, _ = read_header(data, name)
+    tensors, metadata = read_safetensors(path, name)
     if metadata.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{name}: metadata format is {metadata.get('format')!r}, expected {FORMAT_NAME!r}")
     version = metadata.get("format_version")
@@ -338,17 +241,11 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise CheckpointError(f"{name}: config has no {key!r} object")
     if not isinstance(state.get("optimizer"), dict):
         raise CheckpointError(f"{name}: state has no 'optimizer' object")
-    unknown = sorted(k for k in header if not k.startswith(("net/", "optimizer/"))
+    unknown = sorted(k for k in tensors if not k.startswith(("net/", "optimizer/"))
                      and not (k.startswith("callbacks/") and k.count("/") >= 2))
     if unknown:
         raise CheckpointError(f"{name}: unexpected tensors {unknown[:10]} "
                               "(expected net/..., optimizer/... and callbacks/<callback>/...)")
-    from safetensors.numpy import load as st_load  # noqa: PLC0415 - heavy import kept local
-
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
-        raise CheckpointError(f"{name}: safetensors could not decode it: {exc}") from None
     callback_arrays: dict[str, dict[str, np.ndarray]] = {}
     for key, value in tensors.items():
         if key.startswith("callbacks/"):
@@ -395,11 +292,21 @@ def input_shape_of(ckpt: Checkpoint) -> tuple[int, ...] | None:
 def build_parts(ckpt: Checkpoint) -> tuple[Container, loss_mod.BaseLoss, optimizer_mod.BaseOptimizer]:
     """Rebuild the net (built, with fresh parameters), the loss and the optimizer from the config.
 
+    Before anything is allocated, the layer count is capped (:data:`MAX_LAYERS`), every
+    parameter's and every layer output's shape is worked out from the config
+    (:meth:`~nnframe.layer.container.Container.infer_shapes`), outputs are capped
+    (:data:`MAX_INPUT_ELEMENTS` per sample) and the stored tensors must match the
+    parameters exactly (names, shapes, dtypes).
+
     Raises:
         CheckpointError: when the config names unknown classes or bad arguments, or
-            when the stored tensors cannot fit the layers it describes.
+            when the stored tensors do not match the layers it describes.
     """
     name = f"checkpoint {ckpt.path!r}"
+    count = _count_layers(ckpt.config["net"])
+    if count > MAX_LAYERS:
+        raise CheckpointError(f"{name}: the net has more than {MAX_LAYERS} layers (counting nested ones), "
+                              "more than a checkpoint may hold")
     try:
         net = container_from_config(ckpt.config["net"])
     except Exception as exc:  # noqa: BLE001 - constructors of registered layers only
@@ -409,12 +316,15 @@ def build_parts(ckpt: Checkpoint) -> tuple[Container, loss_mod.BaseLoss, optimiz
         optimizer = optimizer_mod.get(ckpt.config["optimizer"])
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{name}: cannot rebuild the loss/optimizer from the config: {exc}") from None
-    _precheck_layer_shapes(net, ckpt)
     shape = input_shape_of(ckpt)
     if shape is None:
         if ckpt.net_arrays:
             raise CheckpointError(f"{name}: config has no input_shape, so the net cannot be built")
         return net, loss, optimizer
+    expected = planned_state(net, shape, name)
+    problems = _compare("weights", ckpt.net_arrays, {k: (v, np.dtype(net.dtype)) for k, v in expected.items()})
+    if problems:
+        raise CheckpointError(f"{name} does not match its own config: " + "; ".join(problems))
     try:
         net.build((1, *shape))
     except MemoryError:
@@ -424,23 +334,47 @@ def build_parts(ckpt: Checkpoint) -> tuple[Container, loss_mod.BaseLoss, optimiz
     return net, loss, optimizer
 
 
-def _precheck_layer_shapes(net: Container, ckpt: Checkpoint) -> None:
-    """Compare each layer's known parameter dimensions with the stored tensors before building,
-    so a config with absurd sizes fails here instead of allocating them."""
-    problems = []
-    for path, layer in net.named_leaves():
-        for key in layer.param_names:
-            planned = layer.shapes.get(key)
-            stored = ckpt.net_arrays.get(f"{path}.{key}")
-            if stored is None or not isinstance(planned, (list, tuple)):
-                continue
-            if len(planned) != stored.ndim or any(
-                p is not None and int(p) != s for p, s in zip(planned, stored.shape, strict=True)
-            ):
-                problems.append(f"{path}.{key}: the config gives shape {list(planned)}, "
-                                f"the file holds {list(stored.shape)}")
-    if problems:
-        raise CheckpointError(f"checkpoint {ckpt.path!r} does not match its own config: " + "; ".join(problems))
+def _count_layers(config: Any) -> int:
+    """The number of layer objects (``{"class": ...}``) in a net's config, nested ones included;
+    stops counting past :data:`MAX_LAYERS`."""
+    count, todo = 0, [config]
+    while todo and count <= MAX_LAYERS:
+        item = todo.pop()
+        if isinstance(item, dict):
+            count += _is_layer_class(item.get("class"))
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return count
+
+
+def _is_layer_class(name: Any) -> bool:
+    try:
+        return isinstance(name, str) and get_layer_class(name) is not None
+    except ValueError:
+        return False
+
+
+def planned_state(net: Container, input_shape: tuple[int, ...], name: str = "checkpoint") -> dict[str, tuple[int, ...]]:
+    """Every parameter's and buffer's shape of ``net`` for one sample of ``input_shape``, allocating nothing.
+
+    Raises:
+        CheckpointError: when a layer cannot take its input, or a layer's output would hold
+            more than :data:`MAX_INPUT_ELEMENTS` values per sample.
+    """
+    try:
+        outputs, states = net.infer_shapes((1, *input_shape))
+    except (ShapeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{name}: the net in its config cannot take input of shape {input_shape}: "
+                              f"{exc}") from None
+    for index, out in enumerate(outputs):
+        size = math.prod(out) if isinstance(out, tuple) else sum(math.prod(o) for o in out)
+        if size > MAX_INPUT_ELEMENTS:
+            layers = getattr(net, "layers", None)
+            which = f"layer {index} ({layers[index].name})" if layers else f"step {index} of the net"
+            raise CheckpointError(f"{name}: {which} would output {size} values per sample (shape {out}), "
+                                  f"more than the {MAX_INPUT_ELEMENTS} allowed")
+    return states
 
 
 def check_arrays(ckpt: Checkpoint, net: Container, optimizer: optimizer_mod.BaseOptimizer) -> None:

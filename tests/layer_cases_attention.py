@@ -60,6 +60,9 @@ class _Split(Layer):
     def is_init(self):
         return self.inner.is_init
 
+    def _init_params(self, dtype=None):
+        self.inner._init_params(dtype)
+
     def forward(self, inputs):
         t = self.query_len
         query, rest = inputs[:, :t], inputs[:, t:]

@@ -8,6 +8,7 @@ from layer_cases import ALL_CASES, Case
 
 from nnframe import backend, initializer
 from nnframe import layer as layer_mod
+from nnframe import random as nnframe_random
 from nnframe.errors import ShapeError
 from nnframe.gradcheck import gradcheck, smooth_input
 from nnframe.layer import Container
@@ -210,3 +211,16 @@ def test_net_infer_shapes_walks_the_layers_without_allocating():
     with pytest.raises(ShapeError, match=r"layer 3 \(Reshape\): Reshape cannot reshape samples of shape \(3,\)"):
         Net([layer_mod.Flatten(), layer_mod.Dense(2), layer_mod.Dense(3), layer_mod.Reshape((2, 2)),
              layer_mod.Dense(1)]).infer_shapes((1, 4))
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=IDS)
+def test_net_build_without_a_forward_pass_gives_the_same_net(case: Case):
+    x = _input(case, np.float32)
+    nnframe_random.set_seed(5)
+    by_forward = Net([case.make()])
+    y_forward = by_forward.eval().forward(x)
+    nnframe_random.set_seed(5)
+    by_build = Net([case.make()]).build(x.shape)
+    for name, value in by_forward.state_dict().items():
+        np.testing.assert_array_equal(by_build.state_dict()[name], value)
+    np.testing.assert_array_equal(by_build.eval().forward(x), y_forward)

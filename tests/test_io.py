@@ -363,9 +363,9 @@ def test_a_lying_header_length_is_refused(trained):
     _, path = trained
     blob = path.read_bytes()
     path.write_bytes((len(blob) * 10).to_bytes(8, "little") + blob[8:])
-    assert "header length field says" in _load_error(path)
+    assert _load_error(path).startswith(f"checkpoint {str(path)!r}: truncated: {len(blob)} of at least ")
     path.write_bytes((2**64 - 1).to_bytes(8, "little") + blob[8:])
-    assert "header length field says" in _load_error(path)
+    assert _load_error(path).startswith(f"checkpoint {str(path)!r}: not a safetensors file")
 
 
 def test_a_truncated_file_is_refused(trained):
@@ -423,7 +423,7 @@ def test_non_json_header_and_metadata_are_refused(trained):
     assert "not valid JSON" in _load_error(path)
     path.write_bytes(good)
     _rewrite(path, raw_header=b"\xff\xfe" * 8)
-    assert "not valid JSON" in _load_error(path)
+    assert "not a safetensors file" in _load_error(path)
     path.write_bytes(good)
     _rewrite(path, _set_meta("config", "{'net': pickle}"))
     assert "metadata 'config' is not valid JSON" in _load_error(path)
@@ -473,7 +473,7 @@ def test_config_cannot_name_arbitrary_classes(trained):
     assert "unknown scheduler" in _load_error(path)
     path.write_bytes(good)
     config = json.loads(_header(path)["__metadata__"]["config"])
-    config["net"]["layers"][3]["config"]["num_out"] = 10**9  # would allocate GBs if built
+    config["net"]["layers"][3]["config"]["num_out"] = 10**6  # would allocate GBs if built
     _rewrite(path, _set_meta("config", json.dumps(config)))
     assert "does not match its own config" in _load_error(path)
     path.write_bytes(good)

@@ -355,26 +355,23 @@ class Container(Layer):
     def build(self, input_shape: Any) -> Container:
         """Build for an input of ``input_shape`` (batch axis first); returns the container.
 
-        The outermost container creates every parameter (the seed-era ``Net.build``): it runs
-        a zero batch in evaluation mode and packs the flat buffers. A nested container only
-        writes its children's shapes (the :class:`~nnframe.layer.base.Layer` contract: its
-        root allocates). :meth:`infer_shapes` gives the shapes alone, for any container.
+        The outermost container creates every parameter (the seed-era ``Net.build``) without
+        running the net: :meth:`infer_shapes` writes every leaf's shapes, each unbuilt leaf's
+        ``_init_params`` allocates its parameters and buffers, and the flat buffers are
+        packed, so no activation is allocated (a leaf without shape inference is traced: one
+        forward pass of a zero batch through that leaf). A nested container only writes its
+        children's shapes (the :class:`~nnframe.layer.base.Layer` contract: its root allocates).
         """
-        if self._nested:
-            self.shape_walk(as_shape(input_shape), build=True)
-            return self
-        saved = [(leaf, leaf.is_training) for _, leaf in self.named_leaves()]
-        self.eval()
         shape = as_shape(input_shape)
-        zeros = backend.xp().zeros
-        dtype = np.int64 if self.accepts_integer_input else self.dtype  # an Embedding takes id 0, not 0.0
-        try:
-            self.forward([zeros(s, dtype=dtype) for s in shape] if isinstance(shape, list)
-                         else zeros(shape, dtype=dtype))
-        finally:
-            for leaf, mode in saved:
-                leaf.is_training = mode
-        self.reset_states()  # the zero batch must not become a stateful layer's carried state
+        self.shape_walk(shape, build=True)
+        if self._nested:
+            return self
+        for _, leaf in self.named_leaves():
+            if not leaf.is_init and (leaf.param_names or leaf.nt_param_names):
+                leaf._init_params(self.dtype)
+        self.input_shape = [s[1:] for s in shape] if isinstance(shape, list) else shape[1:]
+        self._pack()
+        self.reset_states()  # a traced leaf's zero batch must not become carried state
         return self
 
     def reset_states(self) -> None:
