@@ -220,7 +220,7 @@ def test_net_build_without_a_forward_pass_gives_the_same_net(case: Case):
     by_forward = Net([case.make()])
     y_forward = by_forward.eval().forward(x)
     nnframe_random.set_seed(5)
-    by_build = Net([case.make()]).build(x.shape)
+    by_build = Net([case.make()]).build(case.input_shape)
     for name, value in by_forward.state_dict().items():
         np.testing.assert_array_equal(by_build.state_dict()[name], value)
     np.testing.assert_array_equal(by_build.eval().forward(x), y_forward)
