@@ -196,3 +196,26 @@ def test_the_documentation_site_builds_strictly(tmp_path):
     assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}\n{done.stderr}"
     cli_page = (tmp_path / "site" / "cli" / "index.html").read_text()
     assert "--epochs" in cli_page and "nnframe-cli-help" not in cli_page  # the generated reference
+
+
+def _public_modules() -> list[str]:
+    """Every public module of nnframe (subpackages' ``__init__`` re-exports excluded)."""
+    modules = []
+    for path in sorted((ROOT / "nnframe").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__main__" or (parts[-1] == "__init__" and len(parts) > 2):
+            continue
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if not any(part.startswith("_") for part in parts[1:]):
+            modules.append(".".join(parts))
+    return modules
+
+
+def test_every_public_module_has_an_api_reference_entry():
+    documented = set()
+    for page in (ROOT / "docs").rglob("*.md"):
+        documented |= set(re.findall(r"^:::\s+(nnframe[\w.]*)", page.read_text(encoding="utf-8"), flags=re.M))
+    missing = [m for m in _public_modules() if m not in documented]
+    assert "nnframe.model" in _public_modules()
+    assert not missing, (f"modules without an API reference entry: {missing}; add '::: <module>' to a page "
+                         "under docs/reference/ (and the page to mkdocs.yml's nav)")
