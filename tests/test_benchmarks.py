@@ -243,3 +243,44 @@ def test_lenet_ratio_ranges_per_round():
     assert ranges["epoch_nnframe_over_pytorch_fused"]["median"] == 1.0
     assert set(ranges) == {"epoch_nnframe_over_pytorch", "epoch_nnframe_over_pytorch_fused",
                            "infer_b1000_nnframe_over_pytorch", "infer_b1_nnframe_over_pytorch"}
+
+
+def test_cnn_suite_report(capsys):
+    torch = pytest.importorskip("torch")
+    from benchmarks import cnn
+
+    threads = torch.get_num_threads()  # the suite sets it (to 1 here: fast on a loaded machine); restore it
+    try:
+        _run_cnn_suite(cnn, capsys)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_cnn_suite(cnn, capsys):
+    argv = ["--rounds", "2", "--steps", "1", "--samples", "8", "--batch", "4", "--gap", "0", "--profile",
+            "--profile-steps", "1", "--threads", "1", "--data-dir", "/nonexistent"]
+    assert cnn.main([*argv, "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["data"].startswith("random images")
+    assert set(report["timings"]["wall_s"]) == set(cnn.FRAMEWORKS)
+    ratio = report["ratio_ranges"]["train_nnframe_over_pytorch"]
+    assert len(ratio["per_round"]) == 2 and ratio["min"] <= ratio["median"] <= ratio["max"]
+    layers = [row[0] for row in report["profile"]]
+    assert layers[0] == "0.Conv2D" and layers[-1] == "whole step" and "15.Dense" in layers
+    assert all(row[1] > 0 for row in report["profile"] if row[0].endswith("Conv2D"))
+    text = cnn.format_report(report)
+    assert "train_nnframe_over_pytorch" in text and ("MET" in text or "MISSED" in text)
+
+
+def test_cnn_reads_cifar_binary(tmp_path):
+    from benchmarks import cnn
+
+    records = np.zeros((3, 3073), dtype=np.uint8)
+    records[:, 0] = [7, 1, 2]
+    records[1, 1 + 1024 + 5] = 255  # image 1, green plane, pixel (0, 5)
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    records.tofile(folder / "data_batch_1.bin")
+    x, y, source = cnn.load_data(str(tmp_path), samples=2)
+    assert x.shape == (2, 32, 32, 3) and x.dtype == np.float32 and y.tolist() == [7, 1]
+    assert x[1, 0, 5, 1] == 1.0 and x.sum() == 1.0 and "CIFAR-10" in source
