@@ -174,6 +174,30 @@ def test_banded_path_equals_the_im2col_path(monkeypatch, make, in_shape, dtype):
         np.testing.assert_allclose(banded, im2col, rtol=tol, atol=tol * np.abs(im2col).max())
 
 
+def test_transposed_as_conv_rule():
+    one, pad1 = (1, 1), ((1, 1), (1, 1))
+    assert conv_module.transposed_as_conv((3, 3, 32, 32), one, one, pad1)
+    assert not conv_module.transposed_as_conv((3, 3, 32, 64), one, one, pad1)  # wider gradient columns
+    assert not conv_module.transposed_as_conv((3, 3, 32, 32), (2, 2), one, pad1)
+    assert not conv_module.transposed_as_conv((3, 3, 32, 32), one, one, ((3, 3), (0, 0)))  # pad > reach
+
+
+@pytest.mark.parametrize("make, in_shape", [
+    (lambda: layer.Conv2D(3, 3, padding=1), (2, 5, 6, 4)),
+    (lambda: layer.Conv2D(4, (2, 3), padding="same", dilation=(2, 1)), (2, 6, 5, 4)),
+    (lambda: layer.Conv2D(2, 3, padding=(2, 0), dilation=2), (1, 7, 8, 5)),
+])
+def test_input_gradient_as_conv_equals_the_col2im_path(monkeypatch, make, in_shape):
+    with backend.default_dtype("float64"):
+        conv = make()
+        x = np.random.default_rng(8).normal(size=in_shape)
+        g = np.random.default_rng(9).normal(size=conv.forward(x).shape)
+        assert conv_module.transposed_as_conv(conv.params["w"].shape, conv.stride, conv.dilation, conv.ctx["padding"])
+        dx = conv.backward(g)
+        monkeypatch.setattr(conv_module, "transposed_as_conv", lambda *a: False)
+        np.testing.assert_allclose(dx, conv.backward(g), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_im2col_col2im_keep_dtype(dtype):
     x = np.ones((1, 4, 4, 3), dtype=dtype)

@@ -135,6 +135,42 @@ def conv_forward(x: Array, w: Array, b: Array | None, stride: F.Pair, dilation: 
     return out, cols
 
 
+def transposed_as_conv(kernel_shape: Sequence[int], stride: F.Pair, dilation: F.Pair,
+                       padding: F.Padding2D) -> bool:
+    """Whether :func:`input_grad_as_conv` computes this layer's input gradient (else ``col2im``).
+
+    Stride 1, padding at most the dilated kernel's reach, and ``C_out <= C_in``: the
+    gradient's columns (``KH * KW * C_out`` wide) are then no wider than the ``col2im``
+    path's, and one gather replaces ``KH * KW`` scattered adds. Measured (one thread, CPU
+    ms, 128 images, 3x3): 32 -> 32 channels on 32x32, input gradient 95 -> 78; 64 -> 64 on
+    16x16, 60 -> 48; 32 -> 64 on 16x16, 31 -> 40 (slower: hence ``C_out <= C_in``).
+    """
+    kh, kw, cin, cout = kernel_shape
+    reach = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+    return (tuple(stride) == (1, 1) and cout <= cin and max(padding[0]) <= reach[0]
+            and max(padding[1]) <= reach[1])
+
+
+def input_grad_as_conv(grad: Array, w: Array, x_shape: Sequence[int], dilation: F.Pair,
+                       padding: F.Padding2D) -> Array:
+    """The input gradient of a stride-1 convolution, as a convolution of ``grad`` with the flipped kernel.
+
+    ``dx[n, y, x, c] = sum_{p, q, o} g[n, y + top - p DH, x + left - q DW, o] w[p, q, c, o]``: a
+    convolution of ``grad`` padded by ``DH (KH - 1) - top`` (above; likewise the other sides) with
+    ``wf[p, q, o, c] = w[KH-1-p, KW-1-q, c, o]``; one :func:`~nnframe.functional.im2col` and one product.
+
+    Shapes: ``grad`` ``(N, OH, OW, C_out)``; ``w`` ``(KH, KW, C_in, C_out)``; output ``x_shape`` ``(N, H, W, C_in)``.
+    """
+    xp = backend.xp()
+    kh, kw, cin, cout = w.shape
+    (top, bottom), (left, right) = padding
+    reach_h, reach_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+    flipped = xp.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh * kw * cout, cin)  # (K', C_in)
+    gcols = F.im2col(grad, (kh, kw), (1, 1), dilation,
+                     ((reach_h - top, reach_h - bottom), (reach_w - left, reach_w - right)))  # (N*H*W, K')
+    return (gcols @ flipped).reshape(x_shape)
+
+
 def conv_backward(grad: Array, cols: Array, w: Array, x_shape: tuple[int, ...], stride: F.Pair,
                   dilation: F.Pair, padding: F.Padding2D, groups: int, grad_w: Array,
                   grad_b: Array | None, input_grad: bool) -> Array | None:
@@ -167,6 +203,8 @@ def conv_backward(grad: Array, cols: Array, w: Array, x_shape: tuple[int, ...], 
         grad_w.reshape(kh * kw * cg, cout)[...] = (g2.T @ cols).T  # faster than cols.T @ g2 (measured)
         if not input_grad:
             return None
+        if transposed_as_conv(w.shape, stride, dilation, padding):
+            return input_grad_as_conv(grad, w, x_shape, dilation, padding)
         n, oh, ow, _ = grad.shape
         padded_width = x_shape[2] + sum(padding[1])
         if stride == (1, 1) and ow < 24 and padded_width <= 2 * ow:
