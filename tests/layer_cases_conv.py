@@ -60,6 +60,11 @@ CONV_CASES = [
     Case("Conv2DTranspose-dilation-nobias",
          lambda: layer.Conv2DTranspose(2, 2, stride=(1, 2), dilation=2, bias=False), (2, 2, 3, 1),
          output_shape=(2, 4, 7, 2)),
+    Case("Conv2DTranspose-groups", lambda: layer.Conv2DTranspose(4, (3, 2), stride=2, groups=2), (2, 2, 3, 6),
+         output_shape=(2, 5, 6, 4)),
+    Case("Conv2DTranspose-output-padding-ge-stride",  # allowed: smaller than the dilation (PyTorch's rule)
+         lambda: layer.Conv2DTranspose(2, 2, dilation=2, padding=1, output_padding=(1, 0)), (2, 3, 2, 2),
+         output_shape=(2, 4, 2, 2)),
     Case("Conv1D", lambda: layer.Conv1D(3, 3, stride=2, padding=1), (2, 7, 2), output_shape=(2, 4, 3)),
     Case("Conv1D-same-dilation-groups", lambda: layer.Conv1D(4, 2, padding="same", dilation=2, groups=2),
          (2, 5, 4), output_shape=(2, 5, 4)),

@@ -331,6 +331,9 @@ TRANSPOSE_CONFIGS = [
     dict(out_channels=3, kernel_size=3),
     dict(out_channels=2, kernel_size=3, stride=2, padding=1, output_padding=1),
     dict(out_channels=2, kernel_size=(2, 4), stride=(3, 2), padding=(0, 1), dilation=(1, 2), bias=False),
+    dict(out_channels=4, kernel_size=3, stride=2, padding=1, output_padding=1, groups=3 - 1),
+    dict(out_channels=6, kernel_size=(3, 2), stride=(1, 2), groups=3, dilation=(3, 1), output_padding=(2, 1)),
+    dict(out_channels=2, kernel_size=2, padding=1, dilation=3, output_padding=2),  # output_padding > padding
 ]
 
 
@@ -339,15 +342,15 @@ def test_conv2d_transpose_matches_torch(config):
     with backend.default_dtype("float64"):
         conv = layer.Conv2DTranspose(**config)
         rng = np.random.default_rng(5)
-        x = rng.normal(size=(2, 4, 3, 3))
+        x = rng.normal(size=(2, 4, 3, 6))
         y = conv.forward(x)
         g = rng.normal(size=y.shape)
         dx = conv.backward(g)
-    w = torch.tensor(conv.params["w"].transpose(3, 2, 0, 1), requires_grad=True)  # (C_in, C_out, KH, KW)
+    w = torch.tensor(conv.params["w"].transpose(3, 2, 0, 1), requires_grad=True)  # (C_in, C_out/G, KH, KW)
     b = torch.tensor(conv.params["b"], requires_grad=True) if conv.bias else None
     xt = _nchw(x)
     yt = TF.conv_transpose2d(xt, w, b, stride=conv.stride, padding=conv.padding,
-                             output_padding=conv.output_padding, dilation=conv.dilation)
+                             output_padding=conv.output_padding, dilation=conv.dilation, groups=conv.groups)
     yt.backward(torch.tensor(g.transpose(0, 3, 1, 2)))
     np.testing.assert_allclose(y, _nhwc(yt), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dx, _nhwc(xt.grad), rtol=1e-10, atol=1e-12)
@@ -393,6 +396,7 @@ def test_gradients_are_written_into_the_nets_flat_buffer():
     lambda: layer.Conv2D(2, 3, padding=(1, 0)),
     lambda: layer.Conv1D(3, 5, stride=2, padding="valid", dilation=2),
     lambda: layer.Conv2DTranspose(3, 3, stride=2, padding=1, output_padding=1),
+    lambda: layer.Conv2DTranspose(4, 3, dilation=2, output_padding=1, groups=2),
 ])
 def test_get_config_round_trips(make):
     original = make()
@@ -441,5 +445,13 @@ def test_conv_input_errors_say_what_was_expected():
         conv.forward(np.zeros((1, 5, 5, 4)))
     with pytest.raises(ShapeError, match=r"expects NWC input \(N, L, C\)"):
         layer.Conv1D(2, 3).forward(np.zeros((1, 5, 5, 4), dtype=np.float32))
-    with pytest.raises(ValueError, match=r"output_padding must be smaller than stride \(2, 2\), got \(2, 2\)"):
+    with pytest.raises(ValueError, match=r"output_padding must be smaller than max\(stride, dilation\) = \(2, 2\) "
+                                         r"on each axis \(stride \(2, 2\), dilation \(1, 1\)\), got \(2, 2\)"):
         layer.Conv2DTranspose(2, 3, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"max\(stride, dilation\) = \(1, 3\).*got \(0, 3\)"):
+        layer.Conv2DTranspose(2, 3, dilation=(1, 3), output_padding=(0, 3))
+    layer.Conv2DTranspose(2, 3, dilation=(1, 3), output_padding=(0, 2))  # < dilation: PyTorch allows it
+    with pytest.raises(ValueError, match=r"out_channels \(3\) must be divisible by groups \(2\)"):
+        layer.Conv2DTranspose(3, 3, groups=2)
+    with pytest.raises(ShapeError, match=r"input channels \(3\) must be divisible by groups \(2\)"):
+        layer.Conv2DTranspose(4, 3, groups=2).forward(np.zeros((1, 4, 4, 3), dtype=np.float32))

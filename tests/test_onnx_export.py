@@ -188,3 +188,16 @@ def test_cli_export_writes_a_file_that_predicts_like_the_checkpoint(tmp_path, ca
     assert "checkpoint" in capsys.readouterr().err
     assert main(["export", str(ckpt), str(out), "--opset", "9"]) == 1
     assert "opset must be an integer from 17" in capsys.readouterr().err
+
+
+def test_conv_transpose_output_padding_beyond_the_padding_runs_in_onnx_runtime(tmp_path):
+    # output_padding 2 >= stride 1 (allowed: dilation 3) and > padding 1: exported as a crop, zero rows and the bias
+    net = Net([layer.Conv2DTranspose(3, 2, padding=1, dilation=3, output_padding=(2, 1), groups=1)]).eval()
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 2)).astype(np.float32)
+    net.forward(x)
+    net.layers[0].params["b"][...] = [0.5, -1.0, 2.0]
+    path = tmp_path / "t.onnx"
+    nnframe_onnx.export(net, path)
+    expected = net.forward(x)
+    assert expected.shape == (2, 6, 6, 3) and np.all(expected[:, -1, :, 0] == 0.5)  # a zero row plus the bias
+    assert_close(run_onnx(path, x), expected)

@@ -150,19 +150,22 @@ class NetBuilder:
         """A transposed 2-D convolution with weight ``(C_in, C_out, KH, KW)``."""
         weight = np.asarray(weight)
         self._need(what, ("cf",), rank=4)
-        if weight.ndim != 4 or groups != 1 or list(pads[:2]) != list(pads[2:]):
-            raise ConversionError(f"{what}: nnframe's Conv2DTranspose is 2-D with one group and symmetric "
-                                  f"padding; got weight {weight.shape}, group {groups}, pads {list(pads)}")
+        if weight.ndim != 4 or any(end > begin for begin, end in zip(pads[:2], pads[2:], strict=True)):
+            raise ConversionError(f"{what}: nnframe's Conv2DTranspose is 2-D and crops at most as much at the "
+                                  f"bottom/right as at the top/left; got weight {weight.shape}, pads {list(pads)}")
+        # cropping less at the end is output padding: (n-1)s - b - e + ... = (n-1)s - 2b + ... + (b - e)
+        output_padding = [op + b - e for op, b, e in zip(output_padding, pads[:2], pads[2:], strict=True)]
         params = {"w": layout.from_iohw(weight)}
         if bias is not None:
             params["b"] = bias
-        self._add(layer.Conv2DTranspose, params, out_channels=int(weight.shape[1]),
+        self._add(layer.Conv2DTranspose, params, out_channels=int(weight.shape[1]) * groups,
                   kernel_size=list(weight.shape[2:]), stride=list(strides), padding=list(pads[:2]),
-                  output_padding=list(output_padding), dilation=list(dilations), bias=bias is not None)
+                  output_padding=list(output_padding), dilation=list(dilations), bias=bias is not None,
+                  groups=groups)
         sizes = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in
                  zip(self.source_shape[1:], strides, pads[:2], dilations, weight.shape[2:], output_padding,
                      strict=True)]
-        self.source_shape = (int(weight.shape[1]), *sizes)
+        self.source_shape = (int(weight.shape[1]) * groups, *sizes)
 
     def batch_norm(self, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float,
                    momentum: float = 0.1, what: str = "BatchNormalization") -> None:

@@ -439,14 +439,28 @@ def _conv(ctx: ExportContext, lay: layer.Conv2D, x: Tensor, out_shape: tuple) ->
 def _conv_transpose(ctx: ExportContext, lay: layer.Conv2DTranspose, x: Tensor, out_shape: tuple) -> Tensor:
     x = ctx.channels_first(x)
     inputs = [x.name, ctx.constant(layout.to_iohw(backend.to_host(lay.params["w"])), "w")]
-    if lay.bias:
-        inputs.append(ctx.constant(lay.params["b"], "b"))
     attrs: dict[str, Any] = {}
     if getattr(lay, "groups", 1) != 1:
         attrs["group"] = lay.groups
+    if all(op < s for op, s in zip(lay.output_padding, lay.stride, strict=True)):
+        if lay.bias:
+            inputs.append(ctx.constant(lay.params["b"], "b"))
+        y = ctx.node("ConvTranspose", inputs, "conv_transpose", kernel_shape=list(lay.kernel_size),
+                     strides=list(lay.stride), dilations=list(lay.dilation),
+                     pads=[*lay.padding, *lay.padding], output_padding=list(lay.output_padding), **attrs)
+        return Tensor(y, out_shape, channels_first=True)
+    # output_padding >= stride (allowed when the dilation is larger; ONNX Runtime refuses it): crop less
+    # at the bottom/right instead, and pad zero rows/columns where output_padding exceeds the padding
+    after = [max(p - op, 0) for p, op in zip(lay.padding, lay.output_padding, strict=True)]
+    extra = [max(op - p, 0) for p, op in zip(lay.padding, lay.output_padding, strict=True)]
+    if lay.bias and not any(extra):
+        inputs.append(ctx.constant(lay.params["b"], "b"))
     y = ctx.node("ConvTranspose", inputs, "conv_transpose", kernel_shape=list(lay.kernel_size),
-                 strides=list(lay.stride), dilations=list(lay.dilation),
-                 pads=[*lay.padding, *lay.padding], output_padding=list(lay.output_padding), **attrs)
+                 strides=list(lay.stride), dilations=list(lay.dilation), pads=[*lay.padding, *after], **attrs)
+    if any(extra):
+        y = ctx.node("Pad", [y, ctx.ints([0, 0, 0, 0, 0, 0, *extra], "pads")], "output_padding")  # NCHW
+        if lay.bias:
+            y = ctx.node("Add", [y, ctx.constant(backend.to_host(lay.params["b"]).reshape(1, -1, 1, 1), "b")], "bias")
     return Tensor(y, out_shape, channels_first=True)
 
 

@@ -69,6 +69,11 @@ def _config_padding(padding: str | tuple[int, ...]) -> Any:
     return padding[0] if len(padding) == 1 else list(padding)
 
 
+def xp_matmul_t(a: Array, b: Array) -> Array:
+    """``a @ b^T`` over a leading batch axis: ``(G, M, K) x (G, N, K) -> (G, M, N)``."""
+    return backend.xp().matmul(a, b.transpose(0, 2, 1))
+
+
 def add_channel_bias(out: Array, b: Array) -> None:
     """``out += b`` in place over the channels (last axis) of a C-contiguous ``(N, H, W, C)`` array."""
     rows, reps = F.channel_rows(out)  # (N*H, W*C)
@@ -443,20 +448,25 @@ class Conv2DTranspose(Layer):
     """Transposed 2-D convolution of NHWC images (the input gradient of a :class:`Conv2D`).
 
     Each input pixel scatters ``x[n, i, j, :] @ w[p, q].T`` to output pixel
-    ``(i*SH + p*DH - PH, j*SW + q*DW - PW)``, as PyTorch's ``ConvTranspose2d``.
+    ``(i*SH + p*DH - PH, j*SW + q*DW - PW)``, as PyTorch's ``ConvTranspose2d``. With
+    ``groups``, input channel group ``g`` (``C_in / groups`` channels) scatters only to
+    output channel group ``g``.
 
     Args:
-        out_channels: ``C_out``.
+        out_channels: ``C_out``, a multiple of ``groups``.
         kernel_size, stride, dilation: ints or pairs, as for :class:`Conv2D`.
         padding: an int or ``(PH, PW)``: rows/columns cropped from each side of the output.
-        output_padding: an int or pair, each ``< stride``: rows/columns added to the bottom
-            and right of the output, to reach the size of a strided convolution's input.
+        output_padding: an int or pair, each smaller than ``max(stride, dilation)`` on its
+            axis (PyTorch's rule): rows/columns added to the bottom and right of the output,
+            to reach the size of a strided convolution's input.
+        groups: input and output channels are split into this many groups (``C_in`` must
+            be divisible by it too).
         bias, w_init, b_init: as for :class:`Conv2D`.
 
     Shapes:
         input ``(N, H, W, C_in)``, output ``(N, OH, OW, C_out)`` with
         ``OH = (H - 1) SH - 2 PH + DH (KH - 1) + output_padding + 1``;
-        ``params["w"]``: ``(KH, KW, C_out, C_in)`` (Keras' layout: the kernel of the
+        ``params["w"]``: ``(KH, KW, C_out / groups, C_in)`` (Keras' layout: the kernel of the
         ``C_out -> C_in`` convolution this layer transposes; PyTorch's ``weight`` is
         ``w.transpose(3, 2, 0, 1)``), ``params["b"]``: ``(C_out,)``.
     """
@@ -473,22 +483,28 @@ class Conv2DTranspose(Layer):
         w_init: InitSpec = None,
         b_init: InitSpec = None,
         name: str | None = None,
+        groups: int = 1,
     ) -> None:
         owner = type(self).__name__
         self.out_channels = _positive_int(owner, "out_channels", out_channels)
+        self.groups = _positive_int(owner, "groups", groups)
+        if out_channels % groups:
+            raise ValueError(f"{owner}: out_channels ({out_channels}) must be divisible by groups ({groups})")
         self.kernel_size = F.as_pair(kernel_size, owner, "kernel_size")
         self.stride = F.as_pair(stride, owner, "stride")
         self.dilation = F.as_pair(dilation, owner, "dilation")
         self.padding = F.as_pair(0 if padding == "valid" else padding, owner, "padding", minimum=0)
         self.output_padding = F.as_pair(output_padding, owner, "output_padding", minimum=0)
-        if any(op >= s for op, s in zip(self.output_padding, self.stride, strict=True)):
+        limit = tuple(max(s, d) for s, d in zip(self.stride, self.dilation, strict=True))
+        if any(op >= m for op, m in zip(self.output_padding, limit, strict=True)):
             raise ValueError(
-                f"{owner}: output_padding must be smaller than stride {self.stride}, got {self.output_padding}"
+                f"{owner}: output_padding must be smaller than max(stride, dilation) = {limit} on each axis "
+                f"(stride {self.stride}, dilation {self.dilation}), got {self.output_padding}"
             )
         self.bias = bool(bias)
         super().__init__(name)
         self.initializers = {"w": init_mod.get(w_init or init_mod.HeUniform())}
-        self.shapes = {"w": [*self.kernel_size, out_channels, None]}
+        self.shapes = {"w": [*self.kernel_size, out_channels // groups, None]}
         if self.bias:
             self.initializers["b"] = init_mod.get(b_init or init_mod.Zeros())
             self.shapes["b"] = [out_channels]
@@ -499,7 +515,10 @@ class Conv2DTranspose(Layer):
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         self._check_rank(input_shape)
-        self.shapes = {"w": (*self.kernel_size, self.out_channels, input_shape[3])}
+        if input_shape[3] % self.groups:
+            raise ShapeError(f"{self.name}: input channels ({input_shape[3]}) must be divisible by groups "
+                             f"({self.groups})")
+        self.shapes = {"w": (*self.kernel_size, self.out_channels // self.groups, input_shape[3])}
         if self.bias:
             self.shapes["b"] = (self.out_channels,)
 
@@ -524,6 +543,28 @@ class Conv2DTranspose(Layer):
         if len(shape) != 4:
             raise ShapeError(f"{self.name} expects NHWC input (N, H, W, C), got shape {tuple(shape)}")
 
+    def _col2im_geometry(self, out_shape: Sequence[int]) -> tuple[tuple[int, ...], F.Padding2D, F.Pair]:
+        """Where :func:`~nnframe.functional.col2im` writes: ``(core shape, its padding, zero rows/columns after)``.
+
+        The scattered plane is ``(H - 1) SH + DH (KH - 1) + 1`` rows high; the output crops
+        ``PH`` rows above and keeps ``PH - output_padding`` below, or, where ``output_padding``
+        exceeds ``PH`` (possible when the dilation exceeds the stride), the whole plane plus
+        ``output_padding - PH`` rows of zeros (bias only). Likewise the columns.
+        """
+        extra = tuple(max(op - p, 0) for op, p in zip(self.output_padding, self.padding, strict=True))
+        after = tuple(max(p - op, 0) for op, p in zip(self.output_padding, self.padding, strict=True))
+        n, oh, ow, c = out_shape
+        core = (n, oh - extra[0], ow - extra[1], c)
+        return core, ((self.padding[0], after[0]), (self.padding[1], after[1])), extra
+
+    def _grouped(self, x2: Array, w: Array) -> tuple[Array, Array]:
+        """Per-group views: ``x2`` ``(M, C_in)`` -> ``(G, M, C_in/G)``; ``w`` -> ``(G, KH*KW*C_out/G, C_in/G)``."""
+        g, cig = self.groups, x2.shape[1] // self.groups
+        kh, kw, cog, _ = w.shape
+        x_g = x2.reshape(-1, g, cig).transpose(1, 0, 2)  # (G, M, C_in/G)
+        w_g = w.reshape(kh * kw * cog, g, cig).transpose(1, 0, 2)  # (G, KH*KW*Co_g, C_in/G)
+        return x_g, w_g
+
     def forward(self, inputs: Array) -> Array:
         self._check_rank(inputs.shape)
         if not self.is_init:
@@ -532,27 +573,47 @@ class Conv2DTranspose(Layer):
         out_shape = self.compute_output_shape(inputs.shape)
         self._check_dtype(inputs)
         w = self.params["w"]
-        kh, kw, cout, cin = w.shape
+        core, padding, extra = self._col2im_geometry(out_shape)
+        kh, kw, cog, cin = w.shape
         x2 = inputs.reshape(-1, cin)  # (M_in, C_in)
-        cols = (w.reshape(kh * kw * cout, cin) @ x2.T).T  # (M_in, KH*KW*C_out), Fortran order
-        padding = ((self.padding[0],) * 2, (self.padding[1],) * 2)
-        out = F.col2im(cols, out_shape, self.kernel_size, self.stride, self.dilation, padding)
+        if self.groups == 1:
+            cols = (w.reshape(kh * kw * cog, cin) @ x2.T).T  # (M_in, KH*KW*C_out), Fortran order
+        else:
+            x_g, w_g = self._grouped(x2, w)  # (G, M_in, C_in/G), (G, KH*KW*Co_g, C_in/G)
+            cols_g = xp_matmul_t(x_g, w_g)  # (G, M_in, KH*KW*Co_g)
+            m = x2.shape[0]
+            cols = cols_g.reshape(self.groups, m, kh * kw, cog).transpose(1, 2, 0, 3).reshape(m, -1)  # (M_in, K)
+        out = F.col2im(cols, core, self.kernel_size, self.stride, self.dilation, padding)
+        if any(extra):  # output_padding beyond the scattered plane: zero rows/columns
+            out = F.pad2d(out, ((0, extra[0]), (0, extra[1])))
         if self.bias:
             add_channel_bias(out, self.params["b"])
-        self.ctx = {"x2": x2, "x_shape": inputs.shape, "padding": padding}
+        self.ctx = {"x2": x2, "x_shape": inputs.shape, "padding": padding, "core": core}
         return out
 
     def backward(self, grad: Array) -> Array | None:
         xp = backend.xp()
         w = self.params["w"]
-        kh, kw, cout, cin = w.shape
-        gcols = F.im2col(grad, self.kernel_size, self.stride, self.dilation, self.ctx["padding"])
-        xp.matmul(gcols.T, self.ctx["x2"], out=self._grad_buffer("w").reshape(kh * kw * cout, cin))
+        kh, kw, cog, cin = w.shape
+        _, ch, cw, _ = self.ctx["core"]  # output_padding rows beyond the plane got no input: no gradient
+        gcols = F.im2col(grad[:, :ch, :cw], self.kernel_size, self.stride, self.dilation,
+                         self.ctx["padding"])  # (M_in, KH*KW*C_out)
         if self.bias:
             F.channel_sums(grad, out=self._grad_buffer("b"))
+        if self.groups == 1:
+            xp.matmul(gcols.T, self.ctx["x2"], out=self._grad_buffer("w").reshape(kh * kw * cog, cin))
+            if not self.requires_input_grad:
+                return None
+            return (gcols @ w.reshape(kh * kw * cog, cin)).reshape(self.ctx["x_shape"])
+        x_g, w_g = self._grouped(self.ctx["x2"], w)
+        m, g = gcols.shape[0], self.groups
+        gcols_g = gcols.reshape(m, kh * kw, g, cog).transpose(2, 0, 1, 3).reshape(g, m, kh * kw * cog)  # (G, M, K_g)
+        gw = self._grad_buffer("w").reshape(kh * kw * cog, g, cin // g)  # a view of the buffer
+        gw[...] = xp.matmul(gcols_g.transpose(0, 2, 1), x_g).transpose(1, 0, 2)  # (K_g, G, C_in/G)
         if not self.requires_input_grad:
             return None
-        return (gcols @ w.reshape(kh * kw * cout, cin)).reshape(self.ctx["x_shape"])
+        dx_g = xp.matmul(gcols_g, w_g)  # (G, M, C_in/G)
+        return xp.ascontiguousarray(dx_g.transpose(1, 0, 2)).reshape(self.ctx["x_shape"])
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -562,6 +623,7 @@ class Conv2DTranspose(Layer):
             "padding": list(self.padding),
             "output_padding": list(self.output_padding),
             "dilation": list(self.dilation),
+            "groups": self.groups,
             "bias": self.bias,
             "w_init": init_mod.to_config(self.initializers["w"]),
         }
