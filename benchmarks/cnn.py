@@ -167,8 +167,12 @@ def make_trainer(name: str, args: argparse.Namespace) -> Any:
 
 # ------------------------------------------------------------------------ profiles
 def nnframe_layer_ms(trainer: NnframeTrainer, x: np.ndarray, y: np.ndarray, batch: int,
-                     steps: int) -> dict[str, list[float]]:
-    """``{layer: [forward ms, backward ms]}`` per step of nnframe (median over ``steps``), plus the whole step."""
+                     steps: int, clock: Any = time.perf_counter) -> dict[str, list[float]]:
+    """``{layer: [forward ms, backward ms]}`` per step of nnframe (median over ``steps``), plus the whole step.
+
+    ``clock``: ``time.perf_counter`` (wall) or ``time.process_time`` (CPU seconds of this
+    process: with one thread, robust to other load on the machine).
+    """
     times: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])
     originals = []
     for index, lyr in enumerate(trainer.net.layers):
@@ -177,9 +181,9 @@ def nnframe_layer_ms(trainer: NnframeTrainer, x: np.ndarray, y: np.ndarray, batc
 
         def wrap(f: Any, slot: int, key: str = key) -> Any:
             def timed(*a: Any, **k: Any) -> Any:
-                start = time.perf_counter()
+                start = clock()
                 out = f(*a, **k)
-                times[key][slot].append(1e3 * (time.perf_counter() - start))
+                times[key][slot].append(1e3 * (clock() - start))
                 return out
             return timed
 
@@ -187,9 +191,9 @@ def nnframe_layer_ms(trainer: NnframeTrainer, x: np.ndarray, y: np.ndarray, batc
     try:
         trainer.train(x, y, batch, 2)
         times.clear()
-        start = time.perf_counter()
+        start = clock()
         trainer.train(x, y, batch, steps)
-        step_ms = 1e3 * (time.perf_counter() - start) / steps
+        step_ms = 1e3 * (clock() - start) / steps
     finally:
         for lyr, forward, backward in originals:
             lyr.forward, lyr.backward = forward, backward
@@ -199,10 +203,11 @@ def nnframe_layer_ms(trainer: NnframeTrainer, x: np.ndarray, y: np.ndarray, batc
 
 
 def torch_layer_ms(trainer: TorchTrainer, x: np.ndarray, y: np.ndarray, batch: int,
-                   steps: int) -> dict[str, list[float]]:
+                   steps: int, clock: Any = time.perf_counter) -> dict[str, list[float]]:
     """``{layer: [forward ms, backward ms]}`` per step of PyTorch from module hooks (median over ``steps``).
 
-    Backward time of a module: from its backward pre-hook to its backward hook.
+    Backward time of a module: from its backward pre-hook to its backward hook; ``clock`` as
+    for :func:`nnframe_layer_ms`.
     """
     times: dict[str, list[list[float]]] = defaultdict(lambda: [[], []])
     started: dict[str, float] = {}
@@ -212,12 +217,12 @@ def torch_layer_ms(trainer: TorchTrainer, x: np.ndarray, y: np.ndarray, batch: i
 
         def pre(key: str, slot: int) -> Any:
             def hook(*_: Any) -> None:
-                started[f"{key}/{slot}"] = time.perf_counter()
+                started[f"{key}/{slot}"] = clock()
             return hook
 
         def post(key: str, slot: int) -> Any:
             def hook(*_: Any) -> None:
-                times[key][slot].append(1e3 * (time.perf_counter() - started[f"{key}/{slot}"]))
+                times[key][slot].append(1e3 * (clock() - started[f"{key}/{slot}"]))
             return hook
 
         handles += [module.register_forward_pre_hook(pre(key, 0)), module.register_forward_hook(post(key, 0)),
@@ -228,9 +233,9 @@ def torch_layer_ms(trainer: TorchTrainer, x: np.ndarray, y: np.ndarray, batch: i
             warnings.simplefilter("ignore", UserWarning)
             trainer.train(x, y, batch, 2)
             times.clear()
-            start = time.perf_counter()
+            start = clock()
             trainer.train(x, y, batch, steps)
-            step_ms = 1e3 * (time.perf_counter() - start) / steps
+            step_ms = 1e3 * (clock() - start) / steps
     finally:
         for handle in handles:
             handle.remove()
@@ -275,7 +280,7 @@ def format_report(report: dict[str, Any]) -> str:
     if "profile" in report:
         headers = ["layer (nnframe index)", "nnframe fwd ms", "nnframe bwd ms", "torch fwd ms", "torch bwd ms",
                    "nnframe/torch"]
-        lines += ["", "per layer, ms per step (median; hooks/wrappers add a little):",
+        lines += ["", f"per layer, {cfg['profile_clock']} ms per step (median; hooks/wrappers add a little):",
                   common.format_table(headers, report["profile"])]
     return "\n".join(lines)
 
@@ -302,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", choices=FRAMEWORKS, action="append", help="run only this framework (repeatable)")
     p.add_argument("--profile", action="store_true", help="per-layer forward/backward times of both frameworks")
     p.add_argument("--profile-steps", type=int, default=10)
+    p.add_argument("--profile-clock", choices=("wall", "cpu"), default="wall",
+                   help="per-layer times in wall or CPU ms (cpu: with --threads 1, robust to other load)")
     p.add_argument("--rss", action="store_true", help="peak RSS of one child process per framework")
     p.add_argument("--data-dir", default=CIFAR_DIR)
     p.add_argument("--seed", type=int, default=0)
@@ -348,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             report["peak_rss_mb"][name] = child["peak_rss_mb_this_process"]
     if args.profile and "nnframe" in trainers:
         log("per-layer profile ...")
-        ours = nnframe_layer_ms(trainers["nnframe"], x, y, args.batch, args.profile_steps)
-        theirs = (torch_layer_ms(trainers["pytorch"], x, y, args.batch, args.profile_steps)
+        clock = time.process_time if args.profile_clock == "cpu" else time.perf_counter
+        ours = nnframe_layer_ms(trainers["nnframe"], x, y, args.batch, args.profile_steps, clock)
+        theirs = (torch_layer_ms(trainers["pytorch"], x, y, args.batch, args.profile_steps, clock)
                   if "pytorch" in trainers else None)
         report["profile"] = profile_rows(ours, theirs)
     report["load_end"] = _load_average()

@@ -455,3 +455,32 @@ def test_conv_input_errors_say_what_was_expected():
         layer.Conv2DTranspose(3, 3, groups=2)
     with pytest.raises(ShapeError, match=r"input channels \(3\) must be divisible by groups \(2\)"):
         layer.Conv2DTranspose(4, 3, groups=2).forward(np.zeros((1, 4, 4, 3), dtype=np.float32))
+
+
+def test_conv_refills_its_im2col_workspace_and_stays_correct():
+    rng = np.random.default_rng(11)
+    x1, x2 = rng.normal(size=(2, 2, 6, 6, 8)).astype(np.float32)
+    conv, fresh = layer.Conv2D(20, 3, padding=1), layer.Conv2D(20, 3, padding=1)  # > 16 channels: im2col
+    conv.forward(x1)
+    fresh.forward(x2)
+    fresh.params["w"][...] = conv.params["w"]
+    cols = conv.ctx["cols"]
+    y = conv.forward(x2)
+    assert conv.ctx["cols"] is cols  # the same memory, refilled
+    g = rng.normal(size=y.shape).astype(np.float32)
+    np.testing.assert_array_equal(y, fresh.forward(x2))
+    np.testing.assert_array_equal(conv.backward(g), fresh.backward(g))
+    np.testing.assert_array_equal(conv.grads["w"], fresh.grads["w"])
+    conv.forward(x2[:1])  # another batch size: a new matrix, not a wrong-shaped one
+    assert conv.ctx["cols"].shape[0] == 36 and conv.ctx["cols"] is not cols
+
+
+def test_im2col_fills_out_only_when_it_fits():
+    x = np.random.default_rng(12).normal(size=(2, 5, 5, 8)).astype(np.float32)
+    shape = F.im2col_shape(x.shape, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)))
+    assert shape == (50, 72)
+    out = np.empty(shape, dtype=np.float32)
+    cols = F.im2col(x, (3, 3), padding=((1, 1), (1, 1)), out=out)
+    assert cols is out
+    np.testing.assert_array_equal(cols, F.im2col(x, (3, 3), padding=((1, 1), (1, 1))))
+    assert F.im2col(x, (3, 3), out=out) is not out  # another shape: a new array
