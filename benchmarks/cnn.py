@@ -18,6 +18,10 @@ run in rounds with the order alternating and an idle pause before every call
     python -m benchmarks cnn --profile          # + per-layer forward/backward ms, both frameworks
     python -m benchmarks cnn --rss              # + peak RSS of one child process per framework
     python -m benchmarks cnn --threads 1        # one thread each (a loaded machine)
+    python -m benchmarks cnn --net resnet-block # a ResNet basic block, 64 channels on 16x16
+
+``--net resnet-block``: x (128 images 16x16x64) -> [conv3x3(64)-BN-ReLU-conv3x3(64)-BN] + x
+-> ReLU -> global average pool -> dense 10 (issue 11's "ResNet basic block"), random data.
 """
 
 from __future__ import annotations
@@ -39,9 +43,17 @@ FRAMEWORKS = ("nnframe", "pytorch", "pytorch_fused")
 GOAL_RATIO = 1.2  # issue 11: a training step <= 1.2x PyTorch's
 CIFAR_DIR = "/usr/share/datasets/cifar-10"
 WIDTHS = (32, 32, 64, 64)  # output channels of the four 3x3 convolutions; a max-pool after the 2nd and 4th
+#: input shape (H, W, C) of each net
+INPUT_SHAPES = {"cifar": (32, 32, 3), "resnet-block": (16, 16, 64)}
 
 
 # --------------------------------------------------------------------------- data
+def random_data(shape: tuple[int, int, int], samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """Random NHWC float32 images of ``shape`` and int64 labels in [0, 10)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((samples, *shape), dtype=np.float32), rng.integers(0, 10, samples), f"random {shape} images"
+
+
 def load_data(data_dir: str | None, samples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """``samples`` CIFAR-10 training images (NHWC float32 in [0, 1]) and int64 labels, or random ones.
 
@@ -60,10 +72,14 @@ def load_data(data_dir: str | None, samples: int, seed: int = 0) -> tuple[np.nda
 
 
 # --------------------------------------------------------------------------- nets
-def nnframe_layers() -> list[Any]:
+def nnframe_layers(net_name: str = "cifar") -> list[Any]:
     """The net in nnframe (NHWC)."""
-    from nnframe import layer  # noqa: PLC0415
+    from nnframe import layer, net  # noqa: PLC0415
 
+    if net_name == "resnet-block":
+        body = net.Net([layer.Conv2D(64, 3, padding=1), layer.BatchNorm(), layer.ReLU(),
+                        layer.Conv2D(64, 3, padding=1), layer.BatchNorm()])
+        return [layer.Residual(body), layer.ReLU(), layer.GlobalAvgPool2D(), layer.Dense(10)]
     layers: list[Any] = []
     for i, width in enumerate(WIDTHS):
         layers += [layer.Conv2D(width, 3, padding=1), layer.BatchNorm(), layer.ReLU()]
@@ -72,11 +88,27 @@ def nnframe_layers() -> list[Any]:
     return [*layers, layer.Flatten(), layer.Dense(10)]
 
 
-def torch_net() -> Any:
+def torch_net(net_name: str = "cifar") -> Any:
     """The same net in PyTorch (NCHW)."""
     import torch  # noqa: PLC0415
 
     nn, modules, cin = torch.nn, [], 3
+    if net_name == "resnet-block":
+        class Residual(nn.Module):
+            def __init__(self, body: Any) -> None:
+                super().__init__()
+                self.body = body
+
+            def forward(self, x: Any) -> Any:
+                return self.body(x) + x
+
+        class GlobalAvgPool(nn.Module):  # one module, as nnframe's GlobalAvgPool2D (the profile pairs them)
+            def forward(self, x: Any) -> Any:
+                return x.mean(dim=(2, 3))
+
+        body = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                             nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64))
+        return nn.Sequential(Residual(body), nn.ReLU(), GlobalAvgPool(), nn.Linear(64, 10))
     for i, width in enumerate(WIDTHS):
         modules += [nn.Conv2d(cin, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
         cin = width
@@ -90,13 +122,13 @@ class NnframeTrainer:
 
     name = "nnframe"
 
-    def __init__(self, seed: int, lr: float) -> None:
+    def __init__(self, seed: int, lr: float, net_name: str = "cifar") -> None:
         import nnframe  # noqa: PLC0415
         from nnframe import loss, model, net, optimizer  # noqa: PLC0415
 
         nnframe.set_seed(seed)
-        self.net = net.Net(nnframe_layers())
-        self.net.build((1, 32, 32, 3))
+        self.net = net.Net(nnframe_layers(net_name))
+        self.net.build((1, *INPUT_SHAPES[net_name]))
         self.model = model.Model(self.net, loss.SoftmaxCrossEntropy(), optimizer.Adam(lr=lr))
         self.eye = np.eye(10, dtype=np.float32)
 
@@ -119,13 +151,13 @@ class NnframeTrainer:
 class TorchTrainer:
     """The same net in PyTorch, NCHW, default or fused Adam."""
 
-    def __init__(self, seed: int, lr: float, threads: int, fused: bool) -> None:
+    def __init__(self, seed: int, lr: float, threads: int, fused: bool, net_name: str = "cifar") -> None:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(threads)
         torch.manual_seed(seed)
         self.torch, self.name = torch, "pytorch_fused" if fused else "pytorch"
-        self.net = torch_net()
+        self.net = torch_net(net_name)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, fused=fused)
         self._tensors: dict[int, Any] = {}
 
@@ -159,9 +191,9 @@ class TorchTrainer:
 def make_trainer(name: str, args: argparse.Namespace) -> Any:
     """The trainer called ``name`` (one of :data:`FRAMEWORKS`)."""
     if name == "nnframe":
-        return NnframeTrainer(args.seed, args.lr)
+        return NnframeTrainer(args.seed, args.lr, args.net)
     if name in ("pytorch", "pytorch_fused"):
-        return TorchTrainer(args.seed, args.lr, args.threads, fused=name == "pytorch_fused")
+        return TorchTrainer(args.seed, args.lr, args.threads, fused=name == "pytorch_fused", net_name=args.net)
     raise ValueError(f"unknown framework {name!r}; expected one of {FRAMEWORKS}")
 
 
@@ -264,9 +296,10 @@ def profile_rows(ours: dict[str, list[float]], theirs: dict[str, list[float]] | 
 def format_report(report: dict[str, Any]) -> str:
     """The report as text."""
     cfg = report["config"]
+    title = {"cifar": "CIFAR-size CNN (conv3x3 32-32-pool-64-64-pool, BN+ReLU, dense 10)",
+             "resnet-block": "ResNet basic block (64 channels, 16x16: conv-BN-ReLU-conv-BN + x, ReLU, pool, dense 10)"}
     lines = [
-        f"CIFAR-size CNN (conv3x3 32-32-pool-64-64-pool, BN+ReLU, dense 10), batch {cfg['batch']}, Adam lr "
-        f"{cfg['lr']}; data: {report['data']}",
+        f"{title[cfg['net']]}, batch {cfg['batch']}, Adam lr {cfg['lr']}; data: {report['data']}",
         f"{cfg['rounds']} rounds of {cfg['steps']} training steps per contender, order alternating, "
         f"{cfg['gap']} s idle before every timed call; load average {report['load_start']} -> {report['load_end']}",
         report["blas_line"], "",
@@ -280,7 +313,8 @@ def format_report(report: dict[str, Any]) -> str:
     if "profile" in report:
         headers = ["layer (nnframe index)", "nnframe fwd ms", "nnframe bwd ms", "torch fwd ms", "torch bwd ms",
                    "nnframe/torch"]
-        lines += ["", f"per layer, {cfg['profile_clock']} ms per step (median; hooks/wrappers add a little):",
+        lines += ["", f"per layer, {cfg['profile_clock']} ms per step (median; hooks/wrappers add a little; "
+                  "PyTorch's first module computes no input gradient, so its hooks see no backward time):",
                   common.format_table(headers, report["profile"])]
     return "\n".join(lines)
 
@@ -296,6 +330,8 @@ def _load_average() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``python -m benchmarks cnn``."""
     p = argparse.ArgumentParser(prog="python -m benchmarks cnn", description=__doc__.split("\n\n")[0])
+    p.add_argument("--net", choices=tuple(INPUT_SHAPES), default="cifar",
+                   help="cifar (the default) or resnet-block")
     p.add_argument("--threads", type=int, default=common.cpu_count(),
                    help="NumPy BLAS and torch threads (default: all cores)")
     p.add_argument("--batch", type=int, default=128)
@@ -323,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     names = tuple(args.only) if args.only else FRAMEWORKS
     log = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
     load_start = _load_average()
-    x, y, source = load_data(args.data_dir, args.samples, args.seed)
+    x, y, source = (load_data(args.data_dir, args.samples, args.seed) if args.net == "cifar"
+                    else random_data(INPUT_SHAPES[args.net], args.samples, args.seed))
     trainers = {name: make_trainer(name, args) for name in names}
     for t in trainers.values():  # lazy building, first-call allocations
         t.train(x, y, args.batch, 2)
@@ -349,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         report["peak_rss_mb"] = {}
         for name in ("nnframe", "pytorch"):
             log(f"peak RSS: child process for {name} ...")
-            child = common.run_json_child(["cnn", "--only", name, "--rounds", "1", "--steps", str(args.steps),
+            child = common.run_json_child(["cnn", "--net", args.net, "--only", name, "--rounds", "1",
+                                           "--steps", str(args.steps),
                                            "--threads", str(args.threads), "--batch", str(args.batch),
                                            "--gap", "0", "--quiet"])
             report["peak_rss_mb"][name] = child["peak_rss_mb_this_process"]

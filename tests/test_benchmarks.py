@@ -284,3 +284,17 @@ def test_cnn_reads_cifar_binary(tmp_path):
     x, y, source = cnn.load_data(str(tmp_path), samples=2)
     assert x.shape == (2, 32, 32, 3) and x.dtype == np.float32 and y.tolist() == [7, 1]
     assert x[1, 0, 5, 1] == 1.0 and x.sum() == 1.0 and "CIFAR-10" in source
+
+
+def test_cnn_resnet_block_nets_agree_in_shape():
+    torch = pytest.importorskip("torch")
+    from benchmarks import cnn
+
+    x, y, source = cnn.random_data(cnn.INPUT_SHAPES["resnet-block"], 2)
+    assert x.shape == (2, 16, 16, 64) and source.startswith("random")
+    trainer = cnn.NnframeTrainer(0, 1e-3, "resnet-block")
+    assert [type(lay).__name__ for lay in trainer.net.layers] == ["Residual", "ReLU", "GlobalAvgPool2D", "Dense"]
+    assert trainer.model.forward(x).shape == (2, 10)
+    with torch.no_grad():
+        out = cnn.torch_net("resnet-block")(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
+    assert tuple(out.shape) == (2, 10) and len(cnn.torch_net("resnet-block")) == len(trainer.net.layers)
