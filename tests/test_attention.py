@@ -177,3 +177,18 @@ def test_multi_head_attention_matches_pytorch(mode, dtype, tol):
     if bias:
         close(mha.grads["b_qkv"], ref.in_proj_bias.grad)
         close(mha.grads["b_out"], ref.out_proj.bias.grad)
+
+
+def test_mask_route_from_embedding_hides_padded_keys():
+    from nnframe.net import Net
+
+    ids = np.array([[3, 1, 2, 0, 0], [4, 4, 1, 2, 3]])
+    model = Net([layer.Embedding(5, 4, padding_idx=0, mask_padding=True), layer.PositionalEmbedding(5),
+                 layer.MultiHeadAttention(4, 2), layer.LayerNorm()])
+    y = model.forward(ids)
+    emb, pos, mha, norm = model.layers
+    direct = mha.forward(pos.forward(emb.forward(ids)), key_padding_mask=ids == 0)
+    np.testing.assert_allclose(y, norm.forward(direct), rtol=1e-6)
+    _, weights = mha.forward(pos.forward(emb.forward(ids)), mask=ids != 0, return_weights=True)
+    np.testing.assert_array_equal(weights[0, :, :, 3:], 0.0)  # padded keys get no attention
+    assert mha.compute_mask(None, ids != 0) is not None

@@ -37,7 +37,10 @@ class MultiHeadAttention(Layer):
 
     ``causal=True`` lets query position ``i`` see key positions ``j <= i`` only. A
     ``key_padding_mask`` (``(N, S)`` bool, ``True`` = padding, PyTorch's convention)
-    hides padded keys. A query row whose keys are all hidden gets zero attention
+    hides padded keys. In a :class:`~nnframe.net.Net` the mask of padded steps made by
+    ``Embedding(mask_padding=True)`` or ``Masking`` (``True`` = a real step, Keras's
+    convention) arrives as ``mask=`` and hides those keys the same way; the layer passes
+    it on (its output has the query's steps). A query row whose keys are all hidden gets zero attention
     weights (its output is the output bias), never NaN.
 
     Parameters follow ``torch.nn.MultiheadAttention``'s layout, transposed like
@@ -59,6 +62,8 @@ class MultiHeadAttention(Layer):
         ``params["w_qkv"]``: ``(D, 3E)``, ``params["b_qkv"]``: ``(3E,)``,
         ``params["w_out"]``: ``(E, E)``, ``params["b_out"]``: ``(E,)``.
     """
+
+    accepts_mask = True
 
     def __init__(
         self,
@@ -98,7 +103,7 @@ class MultiHeadAttention(Layer):
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs: Array | Sequence[Array], key_padding_mask: Array | None = None,
-                return_weights: bool = False) -> Array | tuple[Array, Array]:
+                return_weights: bool = False, mask: Array | None = None) -> Array | tuple[Array, Array]:
         """Attend from the query over the keys; see the class docstring.
 
         Args:
@@ -107,11 +112,16 @@ class MultiHeadAttention(Layer):
             key_padding_mask: optional ``(N, S)`` bool array, ``True`` where a key is padding.
             return_weights: also return the attention weights ``(N, heads, T, S)``
                 (before dropout).
+            mask: optional ``(N, S)`` bool array, ``True`` where a key is a real step (the
+                mask route's convention); its complement is added to ``key_padding_mask``.
 
         Returns:
             the output ``(N, T, E)``, or ``(output, weights)``.
         """
         query, key, value, kind = self._split_inputs(inputs)
+        if mask is not None:
+            padding = ~backend.xp().asarray(mask, dtype=bool)
+            key_padding_mask = padding if key_padding_mask is None else (padding | key_padding_mask)
         self._build_and_check(query, key, value)
         n, t, s = query.shape[0], query.shape[1], key.shape[1]
         e, h, d = self.embed_dim, self.num_heads, self.head_dim
@@ -281,6 +291,10 @@ class MultiHeadAttention(Layer):
         if not self.requires_input_grad:
             return None
         return (d_out @ self.params["w_qkv"][:, start:stop].T).reshape(x.shape)
+
+    def compute_mask(self, inputs: Any, mask: Array | None) -> Array | None:
+        """The mask passes on: the output has the query's steps."""
+        return mask
 
     def get_config(self) -> dict[str, Any]:
         return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "dropout": self.dropout,

@@ -42,6 +42,8 @@ def _check_sequence_shape(layer: Layer, shape: tuple[int, ...], max_len: int | N
 class PositionalEmbedding(Layer):
     """A learned position table added to the input: ``y[n, t] = x[n, t] + table[t]``.
 
+    A mask of padded steps (see :func:`~nnframe.layer.base.forward_with_mask`) passes through.
+
     Args:
         max_len: the longest sequence it accepts (rows of the table).
         init: initializer of the table (default ``Normal(0, 0.02)``, as GPT-2).
@@ -49,6 +51,8 @@ class PositionalEmbedding(Layer):
     Shapes: input and output ``(N, T, C)`` with ``T <= max_len``; ``params["table"]``:
     ``(max_len, C)``, ``C`` inferred on first forward.
     """
+
+    propagates_mask = True
 
     def __init__(self, max_len: int, init: init_mod.Initializer | str | dict | None = None,
                  name: str | None = None) -> None:
@@ -115,7 +119,8 @@ def sinusoid_table(steps: int, channels: int, base: float = 10000.0) -> np.ndarr
 class SinusoidalPositionalEncoding(Layer):
     """The fixed sinusoidal encoding added to the input (no parameters): ``y = x + P[:T]``.
 
-    ``P`` is :func:`sinusoid_table`; it is computed once per ``(T, C)`` and dtype.
+    ``P`` is :func:`sinusoid_table`; it is computed once per ``(T, C)`` and dtype. A mask
+    of padded steps passes through.
 
     Args:
         base: the wavelength base (10000 in the paper).
@@ -123,6 +128,8 @@ class SinusoidalPositionalEncoding(Layer):
 
     Shapes: input and output ``(N, T, C)``.
     """
+
+    propagates_mask = True
 
     def __init__(self, base: float = 10000.0, max_len: int | None = None, name: str | None = None) -> None:
         owner = type(self).__name__
