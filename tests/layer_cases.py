@@ -66,9 +66,9 @@ CORE_CASES = [
     Case("Softmax-NTC", layer.Softmax, (2, 3, 4)),
 ]
 
-from layer_cases_attention import ATTENTION_CASES  # noqa: E402 - attention and positions
+from layer_cases_attention import ATTENTION_CASES, BLOCK_CASES  # noqa: E402 - attention, positions, blocks
 from layer_cases_conv import CONV_CASES  # noqa: E402 - convolution, pooling, normalization (its own module)
 from layer_cases_graph import GRAPH_CASES  # noqa: E402 - merges and containers (their own module)
 from layer_cases_seq import SEQ_CASES  # noqa: E402 - embeddings and recurrent layers
 
-ALL_CASES = CORE_CASES + CONV_CASES + ATTENTION_CASES + SEQ_CASES + GRAPH_CASES
+ALL_CASES = CORE_CASES + CONV_CASES + ATTENTION_CASES + BLOCK_CASES + SEQ_CASES + GRAPH_CASES

@@ -101,3 +101,11 @@ ATTENTION_CASES = [
     Case("PositionalEmbedding-full", lambda: layer.PositionalEmbedding(4), (2, 4, 3)),
     Case("SinusoidalPositionalEncoding", lambda: layer.SinusoidalPositionalEncoding(), (2, 5, 5)),
 ]
+
+BLOCK_CASES = [
+    Case("TransformerEncoderBlock", lambda: layer.TransformerEncoderBlock(4, 2, ff_dim=6), (2, 3, 4),
+         output_shape=(2, 3, 4)),
+    Case("TransformerDecoderBlock-dropout-gelu",
+         lambda: layer.TransformerDecoderBlock(4, 2, ff_dim=5, dropout=0.2, activation="gelu", rng=1), (2, 3, 4),
+         train_differs=True),
+]

@@ -33,11 +33,13 @@ from nnframe.layer.pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from nnframe.layer.position import PositionalEmbedding, SinusoidalPositionalEncoding
 from nnframe.layer.recurrent import GRU, LSTM, RNN
 from nnframe.layer.reshape import Flatten, Reshape, ZeroPad2D
+from nnframe.layer.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 
 __all__ = [
     "AvgPool2D", "BatchNorm", "Conv1D", "Conv2D", "Conv2DTranspose", "Dropout2D", "GlobalAvgPool2D",
     "LayerNorm", "MaxPool2D", "ZeroPad2D",
     "MultiHeadAttention", "PositionalEmbedding", "SinusoidalPositionalEncoding",
+    "TransformerDecoderBlock", "TransformerEncoderBlock",
     "ELU", "GELU", "SELU", "Activation", "Dense", "Dropout", "Flatten", "Identity",
     "Layer", "LeakyReLU", "ReLU", "Reshape", "SiLU", "Sigmoid", "Softmax", "Softplus",
     "Tanh", "get_layer_class", "layer_from_config", "layer_to_config",

@@ -1,0 +1,178 @@
+"""Transformer blocks as containers of existing layers (pre-norm, Xiong et al. 2020,
+https://arxiv.org/abs/2002.04745)::
+
+    h = x + Dropout(MultiHeadAttention(LayerNorm(x)))
+    y = h + Dropout(Dense_E(Dropout(act(Dense_F(LayerNorm(h))))))
+
+:class:`TransformerEncoderBlock` is ``torch.nn.TransformerEncoderLayer(norm_first=True,
+batch_first=True)``; :class:`TransformerDecoderBlock` is the same block with causal
+self-attention, the block of a decoder-only (GPT-style) language model.
+
+The blocks are :class:`~nnframe.layer.container.Container`\\ s: their parameters live in
+the outermost model's flat buffers, named ``"<block>.attention.w_qkv"``,
+``"<block>.ff1.w"`` and so on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from nnframe import random as nn_random
+from nnframe.backend import Array
+from nnframe.errors import ShapeError
+from nnframe.layer.activation import GELU, ReLU
+from nnframe.layer.attention import MultiHeadAttention, _positive_int
+from nnframe.layer.base import Layer, check_rate
+from nnframe.layer.container import Container
+from nnframe.layer.dense import Dense
+from nnframe.layer.dropout import Dropout
+from nnframe.layer.norm import LayerNorm
+
+_ACTIVATIONS = {"relu": ReLU, "gelu": GELU}
+
+
+class TransformerEncoderBlock(Container):
+    """A pre-norm Transformer block: self-attention and a two-layer MLP, each in a residual.
+
+    Args:
+        embed_dim: ``E``, the width of the input and output.
+        num_heads: attention heads (must divide ``embed_dim``).
+        ff_dim: hidden width of the MLP (default ``4 * embed_dim``).
+        dropout: dropout rate on the attention weights, after the attention, inside
+            and after the MLP (as PyTorch's ``dropout``), in ``[0, 1)``.
+        activation: ``"relu"`` (PyTorch's default) or ``"gelu"``.
+        causal: causal self-attention (see :class:`TransformerDecoderBlock`).
+        eps: the layer norms' epsilon.
+        rng: seed or generator for the dropout masks.
+
+    Shapes: input and output ``(N, T, E)``. Call ``forward(x, key_padding_mask=pad)``
+    with a ``(N, T)`` bool mask (``True`` = padding) to hide padded steps from attention;
+    in a :class:`~nnframe.net.Net` the mask made by ``Embedding(mask_padding=True)`` arrives
+    as ``mask=`` (``True`` = a real step), does the same, and passes on.
+    """
+
+    accepts_mask = True
+
+    def __init__(self, embed_dim: int, num_heads: int, ff_dim: int | None = None, dropout: float = 0.0,
+                 activation: str = "relu", causal: bool = False, eps: float = 1e-5,
+                 rng: int | np.random.Generator | None = None, name: str | None = None,
+                 dtype: Any = None) -> None:
+        owner = type(self).__name__
+        self.embed_dim = _positive_int(owner, "embed_dim", embed_dim)
+        self.num_heads = _positive_int(owner, "num_heads", num_heads)
+        self.ff_dim = 4 * self.embed_dim if ff_dim is None else _positive_int(owner, "ff_dim", ff_dim)
+        self.dropout = check_rate(owner, "dropout", dropout)
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"{owner}: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.activation_name = activation
+        self.causal = bool(causal)
+        self.eps = float(eps)
+        super().__init__(name=name, dtype=dtype)
+        rng = nn_random.get_rng(rng)
+        self.norm1 = LayerNorm(eps)
+        self.attention = MultiHeadAttention(self.embed_dim, self.num_heads, dropout=self.dropout,
+                                            causal=self.causal, rng=rng)
+        self.dropout1 = Dropout(self.dropout, rng=rng)
+        self.norm2 = LayerNorm(eps)
+        self.ff1 = Dense(self.ff_dim)
+        self.activation = _ACTIVATIONS[activation]()
+        self.dropout_ff = Dropout(self.dropout, rng=rng)
+        self.ff2 = Dense(self.embed_dim)
+        self.dropout2 = Dropout(self.dropout, rng=rng)
+        self._children = [(n, getattr(self, n)) for n in (
+            "norm1", "attention", "dropout1", "norm2", "ff1", "activation", "dropout_ff", "ff2", "dropout2")]
+        self.rng = rng  # shared by the dropouts: rewinding it replays every mask (gradcheck)
+        self._key_padding_mask: Array | None = None
+
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        """The children by name, in the order they run."""
+        return self._children
+
+    def forward(self, inputs: Array, key_padding_mask: Array | None = None, mask: Array | None = None) -> Array:
+        """``(N, T, E) -> (N, T, E)``; ``key_padding_mask`` ``(N, T)`` bool, ``True`` = padding;
+        ``mask`` (the mask route's) ``(N, T)`` bool, ``True`` = a real step."""
+        if mask is not None:
+            padding = ~np.asarray(mask, dtype=bool)
+            key_padding_mask = padding if key_padding_mask is None else (padding | key_padding_mask)
+        self._key_padding_mask = key_padding_mask
+        return super().forward(inputs)
+
+    def compute_mask(self, inputs: Array, mask: Array | None) -> Array | None:
+        """The mask passes on (one output step per input step)."""
+        return mask
+
+    def shape_walk(self, input_shape: Any, build: bool) -> list[Any]:
+        """The children's output shapes in order; the last (``dropout2``'s) is the block's."""
+        self._check_width(input_shape)
+        shape, outputs = input_shape, []
+        for name, child in self._children:
+            try:
+                shape = self.child_shape(child, shape, build)
+            except ShapeError as exc:
+                raise ShapeError(f"{self.name}.{name}: {exc}") from None
+            outputs.append(shape)
+        return outputs
+
+    def _check_width(self, shape: Any) -> None:
+        if not isinstance(shape, tuple) or len(shape) != 3 or shape[-1] != self.embed_dim:
+            raise ShapeError(f"{self.name} expects input of shape (N, T, embed_dim={self.embed_dim}) for its "
+                             f"residual connections, got {shape}")
+
+    def _set_input_grad(self, value: bool) -> None:
+        self.norm1.requires_input_grad = value
+
+    def run_forward(self, inputs: Array) -> Array:
+        """The two residual branches (see the module docstring)."""
+        self._check_width(tuple(getattr(inputs, "shape", ())))
+        a = self.norm1.forward(inputs)
+        a = self.attention.forward(a, key_padding_mask=self._key_padding_mask)
+        h = inputs + self.dropout1.forward(a)
+        f = self.ff2.forward(self.dropout_ff.forward(self.activation.forward(self.ff1.forward(self.norm2.forward(h)))))
+        return h + self.dropout2.forward(f)
+
+    def run_backward(self, grad: Array) -> Array | None:
+        """Back through both branches; the residuals add the incoming gradient."""
+        g = self.dropout2.backward(grad)
+        g = self.ff1.backward(self.activation.backward(self.dropout_ff.backward(self.ff2.backward(g))))
+        g_h = self.norm2.backward(g)
+        g_h += grad
+        g = self.attention.backward(self.dropout1.backward(g_h))
+        g = self.norm1.backward(g)
+        if g is None:  # requires_input_grad is False
+            return None
+        g += g_h
+        return g
+
+    def get_config(self) -> dict[str, Any]:
+        config = {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "ff_dim": self.ff_dim,
+                  "dropout": self.dropout, "activation": self.activation_name, "causal": self.causal,
+                  "eps": self.eps}
+        return {**config, **({"name": self._name} if self._name else {})}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TransformerEncoderBlock:
+        """Rebuild an (unbuilt) block from :meth:`get_config`'s output."""
+        return cls(**config)
+
+
+class TransformerDecoderBlock(TransformerEncoderBlock):
+    """The decoder-only (GPT-style) block: :class:`TransformerEncoderBlock` with causal
+    self-attention, so step ``t`` sees steps ``<= t`` only. No cross-attention (that is
+    :class:`~nnframe.layer.MultiHeadAttention` called on ``[query, memory]``).
+
+    Args: as :class:`TransformerEncoderBlock`, without ``causal``.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, ff_dim: int | None = None, dropout: float = 0.0,
+                 activation: str = "relu", eps: float = 1e-5, rng: int | np.random.Generator | None = None,
+                 name: str | None = None, dtype: Any = None) -> None:
+        super().__init__(embed_dim, num_heads, ff_dim=ff_dim, dropout=dropout, activation=activation,
+                         causal=True, eps=eps, rng=rng, name=name, dtype=dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        del config["causal"]
+        return config

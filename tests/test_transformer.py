@@ -1,0 +1,130 @@
+"""Transformer blocks: gradients, nesting, configs, masks and PyTorch parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnframe import backend, layer, net
+from nnframe.gradcheck import gradcheck, smooth_input
+from nnframe.layer.base import layer_from_config, layer_to_config
+
+
+@pytest.mark.parametrize("make", [
+    lambda: layer.TransformerEncoderBlock(4, 2, ff_dim=6),
+    lambda: layer.TransformerDecoderBlock(4, 2, ff_dim=5, dropout=0.2, activation="gelu", rng=0),
+], ids=["encoder", "decoder-dropout-gelu"])
+def test_block_gradients_inside_a_net_match_finite_differences(make):
+    with backend.default_dtype("float64"):
+        model = net.Net([layer.Dense(4), make(), layer.LayerNorm(), layer.Dense(3)])
+        report = gradcheck(model, smooth_input((2, 3, 4), seed=1))
+    assert {"1.attention.w_qkv", "1.ff1.w", "1.norm2.gamma", "input"} <= set(report)
+
+
+def test_block_parameters_are_views_of_the_outer_buffers_with_dotted_names():
+    model = net.Net([layer.TransformerDecoderBlock(8, 2), layer.TransformerDecoderBlock(8, 2)])
+    x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype(np.float32)
+    y = model.forward(x)
+    model.backward(np.ones_like(y))
+    assert "1.attention.w_out" in model.params and "0.ff2.b" in model.params
+    block = model.layers[1]
+    assert np.shares_memory(block.attention.params["w_qkv"], model.params.flat)
+    assert np.shares_memory(block.ff1.grads["w"], model.grads.flat)
+    assert model.num_params == 2 * (4 * 8 + 8 * 24 + 24 + 8 * 8 + 8 + 8 * 32 + 32 + 32 * 8 + 8)
+
+
+def test_decoder_block_is_causal_and_rebuilds_from_config():
+    block = layer.TransformerDecoderBlock(6, 3, ff_dim=10, name="dec")
+    clone = layer_from_config(layer_to_config(block))
+    assert type(clone) is layer.TransformerDecoderBlock and clone.get_config() == block.get_config()
+    assert clone.attention.causal
+    x = np.random.default_rng(2).normal(size=(1, 6, 6)).astype(np.float32)
+    y = block.forward(x)
+    x[:, 4:] = 5.0
+    np.testing.assert_allclose(block.forward(x)[:, :4], y[:, :4], rtol=1e-5, atol=1e-6)
+
+
+def test_block_validates_its_arguments():
+    with pytest.raises(ValueError, match="activation must be one of"):
+        layer.TransformerEncoderBlock(4, 2, activation="tanh")
+    with pytest.raises(ValueError, match="ff_dim must be a positive integer, got 0"):
+        layer.TransformerEncoderBlock(4, 2, ff_dim=0)
+    with pytest.raises(ValueError, match="divisible"):
+        layer.TransformerEncoderBlock(6, 4)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-5)])
+@pytest.mark.parametrize("mask", ["none", "padding", "causal"])
+def test_encoder_block_matches_pytorch_transformer_encoder_layer(mask, dtype, tol):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    n, t, e, h, f = 3, 5, 8, 2, 12
+    x = rng.normal(size=(n, t, e)).astype(dtype)
+    g = rng.normal(size=(n, t, e)).astype(dtype)
+    pad = None
+    if mask == "padding":
+        pad = np.zeros((n, t), dtype=bool)
+        pad[1, -2:] = True
+    with backend.default_dtype(dtype):
+        block = layer.TransformerEncoderBlock(e, h, ff_dim=f, causal=mask == "causal")
+        y = block.forward(x, key_padding_mask=pad)
+        dx = block.backward(g)
+    ref = torch.nn.TransformerEncoderLayer(e, h, dim_feedforward=f, dropout=0.0, batch_first=True,
+                                           norm_first=True, dtype=getattr(torch, dtype))
+    copies = {
+        "self_attn.in_proj_weight": block.attention.params["w_qkv"].T,
+        "self_attn.in_proj_bias": block.attention.params["b_qkv"],
+        "self_attn.out_proj.weight": block.attention.params["w_out"].T,
+        "self_attn.out_proj.bias": block.attention.params["b_out"],
+        "linear1.weight": block.ff1.params["w"].T, "linear1.bias": block.ff1.params["b"],
+        "linear2.weight": block.ff2.params["w"].T, "linear2.bias": block.ff2.params["b"],
+        "norm1.weight": block.norm1.params["gamma"], "norm1.bias": block.norm1.params["beta"],
+        "norm2.weight": block.norm2.params["gamma"], "norm2.bias": block.norm2.params["beta"],
+    }
+    named = dict(ref.named_parameters())
+    assert set(named) == set(copies)
+    with torch.no_grad():
+        for key, value in copies.items():
+            named[key].copy_(torch.tensor(np.ascontiguousarray(value)))
+    tx = torch.tensor(x, requires_grad=True)
+    kwargs = {}
+    if mask == "causal":
+        kwargs = {"src_mask": torch.nn.Transformer.generate_square_subsequent_mask(t, dtype=tx.dtype),
+                  "is_causal": True}
+    if pad is not None:
+        kwargs["src_key_padding_mask"] = torch.tensor(pad)
+    ty = ref(tx, **kwargs)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=tol, atol=tol)
+    grads = {
+        "self_attn.in_proj_weight": block.attention.grads["w_qkv"].T,
+        "self_attn.in_proj_bias": block.attention.grads["b_qkv"],
+        "self_attn.out_proj.weight": block.attention.grads["w_out"].T,
+        "self_attn.out_proj.bias": block.attention.grads["b_out"],
+        "linear1.weight": block.ff1.grads["w"].T, "linear1.bias": block.ff1.grads["b"],
+        "linear2.weight": block.ff2.grads["w"].T, "linear2.bias": block.ff2.grads["b"],
+        "norm1.weight": block.norm1.grads["gamma"], "norm1.bias": block.norm1.grads["beta"],
+        "norm2.weight": block.norm2.grads["gamma"], "norm2.bias": block.norm2.grads["beta"],
+    }
+    for key, ours in grads.items():
+        np.testing.assert_allclose(ours, named[key].grad.numpy(), rtol=tol, atol=tol, err_msg=key)
+
+
+def test_block_takes_the_mask_route_and_infers_shapes_without_allocating():
+    from nnframe.errors import ShapeError
+
+    ids = np.array([[3, 1, 2, 0, 0], [4, 4, 1, 2, 3]])
+    model = net.Net([layer.Embedding(5, 8, padding_idx=0, mask_padding=True), layer.PositionalEmbedding(5),
+                     layer.TransformerEncoderBlock(8, 2, ff_dim=16)])
+    y = model.forward(ids)
+    emb, pos, block = model.layers
+    direct = block.forward(pos.forward(emb.forward(ids)), key_padding_mask=ids == 0)
+    np.testing.assert_allclose(y, direct, rtol=1e-6)
+    fresh = layer.TransformerDecoderBlock(8, 2, ff_dim=12)
+    assert fresh.compute_output_shape((3, 7, 8)) == (3, 7, 8)
+    outputs, states = net.Net([fresh]).infer_shapes((3, 7, 8))
+    assert outputs == [(3, 7, 8)] and states["0.ff1.w"] == (8, 12) and states["0.attention.w_qkv"] == (8, 24)
+    assert fresh.attention.params["w_qkv"] is None  # nothing allocated
+    with pytest.raises(ShapeError, match=r"expects input of shape \(N, T, embed_dim=8\)"):
+        layer.TransformerEncoderBlock(8, 2).forward(np.zeros((2, 3, 6), np.float32))
