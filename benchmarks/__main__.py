@@ -22,6 +22,7 @@ SUITES = {
     "cnn": ("benchmarks.cnn", "CIFAR-size CNN (conv-BN-ReLU x4, 2 max-pools, dense): nnframe vs PyTorch"),
     "checkpoint_memory": ("benchmarks.checkpoint_memory", "peak memory of nnframe summary on hostile checkpoints"),
     "fairness": ("benchmarks.fairness", "how long one library's spinning threads slow the next one (the idle gap)"),
+    "transformer": ("benchmarks.transformer", "a decoder-only Transformer (attention, MLP blocks): nnframe vs PyTorch"),
     "serve": ("benchmarks.serve", "a loopback load test of nnframe serve, with and without request batching"),
     "distributed": ("benchmarks.distributed", "MLP and LeNet: mpirun -n 2 x 1 thread vs 1 process x 2 threads"),
 }
