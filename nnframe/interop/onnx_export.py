@@ -509,3 +509,7 @@ def _zero_pad(ctx: ExportContext, lay: layer.ZeroPad2D, x: Tensor, out_shape: tu
         pads = [0, top, left, 0, 0, bottom, right, 0]
     y = ctx.node("Pad", [x.name, ctx.ints(pads, "pads"), ctx.constant(0.0, "zero")], "pad", mode="constant")
     return replace(x, name=y, shape=out_shape)
+
+
+# the converters of newer layer families register themselves into the same table
+from nnframe.interop import onnx_export_attention  # noqa: E402, F401
