@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from nnframe import layer
+from nnframe import backend, layer
 from nnframe.interop import layout
 from nnframe.net import Net
 
@@ -171,7 +171,14 @@ class NetBuilder:
                    momentum: float = 0.1, what: str = "BatchNormalization") -> None:
         """Batch normalization over axis 1 (channels) in evaluation form; ``momentum`` PyTorch's."""
         rank = len(self.source_shape) + 1
-        if not (self.kind == "cf" or (self.kind == "same" and rank == 2)):
+        if self.kind == "flat":  # source feature j is nnframe feature index[j]
+            arrays = []
+            for values in (gamma, beta, mean, var):
+                permuted = np.empty_like(np.asarray(values))
+                permuted[self.index] = values
+                arrays.append(permuted)
+            gamma, beta, mean, var = arrays
+        elif not (self.kind == "cf" or (self.kind == "same" and rank == 2)):
             self._need(what, ("cf",))
         momentum = min(max(float(momentum), 0.0), 0.999)
         self._add(layer.BatchNorm, {"gamma": gamma, "beta": beta},
@@ -303,3 +310,25 @@ class NetBuilder:
         except ValueError as exc:
             raise ConversionError(f"the converted weights do not fit the nnframe layers: {exc}") from None
         return net.eval()
+
+
+def layer_output_shapes(net: Net, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Each layer's per-sample output shape, from one zero sample run in evaluation mode.
+
+    Builds the net if it is not built yet. Every layer's training mode is restored after.
+    """
+    modes = [lay.is_training for lay in net.layers]
+    net.eval()
+    try:
+        x = np.zeros((1, *input_shape), dtype=net.dtype)
+        if not net.is_built:
+            net.forward(x)
+        shapes = []
+        out = backend.xp().asarray(x)
+        for lay in net.layers:
+            out = lay.forward(out)
+            shapes.append(tuple(int(s) for s in out.shape[1:]))
+        return shapes
+    finally:
+        for lay, mode in zip(net.layers, modes, strict=True):
+            lay.is_training = mode

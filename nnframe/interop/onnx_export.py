@@ -31,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 from nnframe import backend, layer
 from nnframe.atomic import atomic_write
 from nnframe.interop import layout
+from nnframe.interop.builder import layer_output_shapes
 from nnframe.model import Model
 from nnframe.net import Net
 
@@ -170,28 +171,6 @@ def _input_shape(net: Net, known: tuple[int, ...] | None, given: Sequence[int] |
         raise ExportError("export: the input shape is unknown (the net has not seen a batch and the model "
                           "records none); pass input_shape=(...) without the batch axis, e.g. (28, 28, 1)")
     return tuple(known)
-
-
-def layer_output_shapes(net: Net, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Each layer's per-sample output shape, from one zero sample run in evaluation mode.
-
-    Builds the net if it is not built yet. Every layer's training mode is restored after.
-    """
-    modes = [lay.is_training for lay in net.layers]
-    net.eval()
-    try:
-        x = np.zeros((1, *input_shape), dtype=net.dtype)
-        if not net.is_built:
-            net.forward(x)
-        shapes = []
-        out = backend.xp().asarray(x)
-        for lay in net.layers:
-            out = lay.forward(out)
-            shapes.append(tuple(int(s) for s in out.shape[1:]))
-        return shapes
-    finally:
-        for lay, mode in zip(net.layers, modes, strict=True):
-            lay.is_training = mode
 
 
 def convert_layers(ctx: ExportContext, layers: Sequence[layer.Layer], x: Tensor,

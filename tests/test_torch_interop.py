@@ -1,0 +1,156 @@
+"""nnframe.torch: from_module / to_module round trips, outputs equal to 1e-5, errors naming the layer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from layer_cases import ALL_CASES, Case
+
+from nnframe import layer
+from nnframe.gradcheck import smooth_input
+from nnframe.interop import layout
+from nnframe.net import Net
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+from nnframe import torch as nnframe_torch  # noqa: E402 - after the importorskip
+from nnframe.interop.builder import ConversionError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CONV_LIKE = (layer.Conv2D, layer.Conv1D, layer.Conv2DTranspose, layer.MaxPool2D, layer.AvgPool2D,
+             layer.GlobalAvgPool2D, layer.ZeroPad2D, layer.BatchNorm)
+
+
+def _close(actual, expected) -> None:
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+def _run(module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+def _convertible(case: Case) -> bool:
+    try:
+        nnframe_torch.to_module(Net([case.make()]), case.input_shape[1:])
+    except ConversionError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
+def test_to_module_and_back_keep_every_layer_family_equal(case: Case):
+    net = Net([case.make()])
+    x = smooth_input(case.input_shape, seed=6, kinks=case.kinks).astype(np.float32)
+    net.eval()
+    try:
+        expected = net.forward(x)
+    except Exception:  # test-only wrappers whose batch size is fixed: not a converter matter
+        pytest.skip("the case's layer takes a fixed batch")
+    if not _convertible(case):
+        with pytest.raises(ConversionError, match=f"cannot convert layer 0 \\({net.layers[0].name}"):
+            nnframe_torch.to_module(net, case.input_shape[1:])
+        return
+    module = nnframe_torch.to_module(net)
+    channels_first = len(case.input_shape) >= 3 and isinstance(net.layers[0], CONV_LIKE)
+    x_torch = layout.to_channels_first(x) if channels_first else x
+    out = _run(module, x_torch)
+    ends_cf = channels_first and expected.ndim >= 3 and not isinstance(net.layers[0], layer.GlobalAvgPool2D)
+    _close(out, layout.to_channels_first(expected) if ends_cf else expected)
+    back = nnframe_torch.from_module(module, x_torch.shape[1:])
+    _close(back.forward(x), expected)
+    ours, theirs = net.state_dict(), back.state_dict()  # the same weights, exactly, in nnframe's layout
+    assert len(ours) == len(theirs)
+    for (key, value), (key_back, value_back) in zip(ours.items(), theirs.items(), strict=True):
+        assert key.split(".")[-1] == key_back.split(".")[-1]
+        np.testing.assert_array_equal(value_back, value)
+
+
+def _torch_cnn():
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Sequential(nn.Conv2d(4, 6, 3, padding="same", groups=2, bias=False), nn.GELU()),
+        nn.ZeroPad2d((1, 0, 0, 1)), nn.AvgPool2d(2),
+        nn.Flatten(), nn.BatchNorm1d(6 * 3 * 3), nn.Dropout(0.2), nn.Linear(6 * 3 * 3, 8), nn.SiLU(),
+        nn.LayerNorm(8), nn.Linear(8, 3), nn.Softmax(dim=1))
+
+
+def test_a_torch_cnn_converts_with_its_weights_and_back():
+    torch.manual_seed(0)
+    module = _torch_cnn()
+    with torch.no_grad():
+        for bn in (module[1], module[8]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+    module.eval()
+    x = np.random.default_rng(2).normal(size=(7, 2, 11, 10)).astype(np.float32)
+    net = nnframe_torch.from_module(module, (2, 11, 10))
+    _close(net.forward(x.transpose(0, 2, 3, 1)), _run(module, x))
+    again = nnframe_torch.to_module(net)
+    _close(_run(again, x), _run(module, x))
+    theirs = [p.detach().numpy() for p in module.parameters()]
+    ours = [p.detach().numpy() for p in again.parameters()]
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs, strict=True):  # the very same weights in PyTorch's layout
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_sequence_mlp_and_a_1d_conv_net_convert():
+    torch.manual_seed(1)
+    mlp = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.LayerNorm(7), nn.Linear(7, 2)).eval()
+    x = np.random.default_rng(3).normal(size=(4, 6, 5)).astype(np.float32)  # (N, T, D): Linear on the last axis
+    _close(nnframe_torch.from_module(mlp, (6, 5)).forward(x), _run(mlp, x))
+    conv1d = nn.Sequential(nn.Conv1d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2)).eval()
+    x = np.random.default_rng(4).normal(size=(5, 3, 8)).astype(np.float32)  # (N, C, L)
+    _close(nnframe_torch.from_module(conv1d, (3, 8)).forward(x.transpose(0, 2, 1)), _run(conv1d, x))
+
+
+def test_a_trained_nnframe_model_becomes_a_torch_module_with_equal_outputs():
+    from nnframe import loss, optimizer
+    from nnframe.model import Model
+
+    net = Net([layer.Conv2D(3, 3, padding="same"), layer.BatchNorm(), layer.ReLU(), layer.MaxPool2D(2),
+               layer.Flatten(), layer.Dense(5), layer.ELU(), layer.Dense(3)])
+    model = Model(net, loss.SoftmaxCrossEntropy(), optimizer.Adam(lr=1e-2))
+    x = smooth_input((16, 6, 6, 1), seed=8).astype(np.float32)
+    model.fit(x, np.arange(16) % 3, epochs=3, batch_size=8, verbose=0)
+    module = nnframe_torch.to_module(model)
+    _close(_run(module, x.transpose(0, 3, 1, 2)), model.predict(x))
+
+
+def test_errors_name_the_module_or_layer():
+    with pytest.raises(ConversionError, match=r"cannot convert module '1' \(Hardswish\)"):
+        nnframe_torch.from_module(nn.Sequential(nn.Linear(3, 3), nn.Hardswish()), (3,))
+    with pytest.raises(ConversionError, match="padding_mode 'reflect'"):
+        nnframe_torch.from_module(nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect")), (1, 5, 5))
+    net = Net([layer.Dense(4), layer.MultiHeadAttention(4, 2)])
+    with pytest.raises(ConversionError, match=r"cannot convert layer 1 \(MultiHeadAttention"):
+        nnframe_torch.to_module(net, (3, 2))
+    with pytest.raises(ConversionError, match="input shape is unknown"):
+        nnframe_torch.to_module(Net([layer.Dense(2)]))
+
+
+def test_nnframe_torch_does_not_shadow_the_real_torch():
+    """nnframe/torch.py must leave ``import torch`` (inside the package too) meaning PyTorch."""
+    code = (
+        "import sys, nnframe.torch as nt\n"
+        "assert 'torch' not in sys.modules\n"
+        "import torch\n"
+        "from nnframe.interop import torch_convert\n"
+        "assert torch_convert.torch is sys.modules['torch'] is torch and hasattr(torch, 'nn'), torch\n"
+        "assert 'nnframe' not in torch.__file__.replace(sys.prefix, '')\n"
+        "net = nt.from_module(torch.nn.Sequential(torch.nn.Linear(2, 3)), (2,))\n"
+        "print(type(net).__name__, nt.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Net", "nnframe.torch"]
