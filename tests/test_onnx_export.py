@@ -201,3 +201,33 @@ def test_conv_transpose_output_padding_beyond_the_padding_runs_in_onnx_runtime(t
     expected = net.forward(x)
     assert expected.shape == (2, 6, 6, 3) and np.all(expected[:, -1, :, 0] == 0.5)  # a zero row plus the bias
     assert_close(run_onnx(path, x), expected)
+
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (FASHION_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_exported_mlp_and_cnn_agree_with_nnframe_on_the_whole_fashion_mnist_test_set(tmp_path):
+    """The seed's MLP and the CNN example (trained briefly here), exported: the same class for all 10000 images."""
+    from nnframe.cli import mlp
+    from nnframe.data import load_fashion_mnist, standardize
+
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        from fashion_cnn import build_layers
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    (x_train, y_train), (x_test, _) = load_fashion_mnist(FASHION_DIR, download=False, progress=False)
+    x_train, mean, std = standardize(x_train[:4096])
+    x_test = standardize(x_test, mean, std)[0]
+    for name, net in (("mlp", mlp(10)), ("cnn", Net(build_layers()))):
+        model = Model(net, loss.SoftmaxCrossEntropy(), optimizer.Adam(lr=1e-3))
+        model.fit(x_train, y_train[:4096], epochs=1, batch_size=128, verbose=0)
+        path = tmp_path / f"{name}.onnx"
+        nnframe_onnx.export(model, path)
+        ours, theirs = model.predict(x_test), run_onnx(path, x_test)
+        agree = int((ours.argmax(1) == theirs.argmax(1)).sum())
+        assert agree == len(x_test), f"{name}: {agree}/{len(x_test)} test images get the same class"
+        assert_close(theirs, ours)

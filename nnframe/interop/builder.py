@@ -114,6 +114,14 @@ class NetBuilder:
         spec.params["b"] = b.astype(self.dtype)
         return True
 
+    def add_positions(self, table: np.ndarray, what: str = "Add") -> bool:
+        """``x + table`` for a ``(T, C)`` table on ``(N, T, C)`` input (a PositionalEmbedding); ``False`` if not."""
+        table = np.asarray(table)
+        if self.kind != "same" or len(self.source_shape) != 2 or table.shape != self.source_shape:
+            return False
+        self._add(layer.PositionalEmbedding, {"table": table}, max_len=int(table.shape[0]))
+        return True
+
     def conv(self, weight: np.ndarray, bias: np.ndarray | None, strides: Sequence[int], pads: Sequence[int],
              dilations: Sequence[int], groups: int, what: str = "Conv") -> None:
         """A convolution with an OIHW (or OIL) ``weight`` and ONNX ``pads`` (begins, then ends)."""

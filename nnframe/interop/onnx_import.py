@@ -5,8 +5,11 @@ bias), ``Conv`` (1-D and 2-D, any stride/padding/dilation/group), ``ConvTranspos
 ``BatchNormalization``, ``LayerNormalization``, ``Relu``, ``LeakyRelu``, ``Elu``, ``Selu``,
 ``Sigmoid``, ``Tanh``, ``Softplus``, ``Softmax``, ``Gelu``, ``Identity``, ``Dropout``,
 ``MaxPool``, ``AveragePool``, ``GlobalAveragePool``, ``Flatten``, ``Reshape``, ``Transpose``,
-``Pad`` and ``Constant``. That covers every file :func:`nnframe.onnx.export` writes and what
-``torch.onnx.export`` writes for ``nn.Sequential`` models of the equivalent modules.
+``Pad``, ``Add`` of a ``(T, C)`` table (PositionalEmbedding) and ``Constant``; activations spelled
+as element-wise arithmetic (GELU, SiLU, Softplus(beta)) are recognised by
+:mod:`nnframe.interop.onnx_elementwise`. That covers every file :func:`nnframe.onnx.export`
+writes (but MultiHeadAttention, a graph with branches) and what ``torch.onnx.export`` writes
+for ``nn.Sequential`` models of the equivalent modules.
 
 Layout: a channels-first model (a convolution or pool reads its input directly) becomes a
 net that takes channels-last input, ``(N, H, W, C)`` for an ``(N, C, H, W)`` ONNX input;
@@ -29,6 +32,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from nnframe import layer
+from nnframe.interop import onnx_elementwise as elementwise
 from nnframe.interop.builder import ConversionError, NetBuilder
 from nnframe.net import Net
 
@@ -69,6 +73,8 @@ class _Graph:
             raise ConversionError(f"ONNX import: only graphs with one input and one output are supported, got "
                                   f"inputs {[i.name for i in inputs]} and outputs {[o.name for o in graph.output]}")
         self.input, self.output = inputs[0], graph.output[0]
+        self.consumers: dict[str, int] = Counter(i for n in self.nodes for i in n.input if i)
+        self.consumers[self.output.name] += 1
 
     def const(self, node: onnx.NodeProto, position: int, what: str) -> np.ndarray | None:
         """The constant at input ``position`` of ``node`` (``None`` when the input is absent)."""
@@ -134,6 +140,8 @@ def _matmul(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None
 
 def _add(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None:
     bias = g.const(node, 1, "second operand")
+    if b.add_positions(bias, f"Add node {node.name!r}"):
+        return
     if not b.add_bias(bias, f"Add node {node.name!r}"):
         raise ConversionError(f"ONNX import: Add node {node.name!r}: only the bias of a preceding MatMul or "
                               f"bias-less Conv is supported (got a constant of shape {bias.shape})")
@@ -266,13 +274,14 @@ _HANDLERS: dict[str, Handler] = {
 
 
 def supported_operators() -> list[str]:
-    """The ONNX operator types :func:`load` understands (``Constant`` too)."""
-    return sorted([*_HANDLERS, "Constant"])
+    """The ONNX operator types :func:`load` understands (``Constant`` too; arithmetic ones inside activations)."""
+    return sorted({*_HANDLERS, *elementwise.OPS, "Constant"})
 
 
 def _check_operators(g: _Graph) -> None:
+    known = set(_HANDLERS) | set(elementwise.OPS)  # the arithmetic ones only inside an activation
     unsupported = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
-                          for n in g.nodes if n.op_type not in _HANDLERS or n.domain not in ("", "ai.onnx"))
+                          for n in g.nodes if n.op_type not in known or n.domain not in ("", "ai.onnx"))
     if unsupported:
         listed = ", ".join(f"{op} (x{count})" for op, count in sorted(unsupported.items()))
         raise UnsupportedOperatorError(f"ONNX import: the graph uses operators nnframe does not support: {listed}; "
@@ -298,6 +307,21 @@ def _channels_first(g: _Graph, input_layout: str, rank: int) -> bool:
         return False
     first = next((n for n in g.nodes if g.input.name in n.input), None)
     return first is not None and first.op_type in _CHANNELS_FIRST_OPS
+
+
+def _fold_activation(builder: NetBuilder, g: _Graph, position: int, current: str) -> int:
+    """Add the activation spelled by element-wise nodes from ``position``; the end of the run, or 0."""
+    if g.nodes[position].op_type not in elementwise.OPS:
+        return 0
+    for end in elementwise.find_region(g.nodes, position, current, g.constants, g.consumers):
+        try:
+            cls, kwargs = elementwise.identify(g.nodes[position:end], current, g.constants)
+        except ValueError:
+            continue
+        if cls is not layer.Identity:
+            builder.activation(cls, **kwargs)
+        return end
+    return 0
 
 
 def load(path: str | os.PathLike, input_layout: str = "auto") -> Net:
@@ -329,14 +353,22 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net:
         raise ConversionError(f"ONNX import: the input must be float or double, got "
                               f"{onnx.TensorProto.DataType.Name(elem)}")
     builder = NetBuilder(shape, _channels_first(g, input_layout, len(shape) + 1), dtype)
-    current = g.input.name
-    for node in g.nodes:
+    current, position = g.input.name, 0
+    while position < len(g.nodes):
+        end = _fold_activation(builder, g, position, current)
+        if end:
+            current, position = g.nodes[end - 1].output[0], end
+            continue
+        node = g.nodes[position]
         data_inputs = [i for i in node.input if i and i not in g.constants]
         if data_inputs != [current]:
             raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} reads {data_inputs}; only a "
                                   f"single chain of operators from the input is supported (expected {current!r})")
+        if node.op_type not in _HANDLERS:
+            raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} is supported only as part of an "
+                                  "element-wise activation (GELU, SiLU, Softplus, ...)")
         _HANDLERS[node.op_type](builder, g, node, _attrs(node))
-        current = node.output[0]
+        current, position = node.output[0], position + 1
     if current != g.output.name:
         raise ConversionError(f"ONNX import: the chain ends at {current!r}, not at the output {g.output.name!r}")
     return builder.finish()
