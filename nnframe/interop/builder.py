@@ -57,6 +57,7 @@ class NetBuilder:
         self.index: np.ndarray | None = None  # "flat": source feature j is nnframe feature index[j]
         self.dtype = np.dtype(dtype)
         self.specs: list[_Spec] = []
+        self.integer_input = False
         self.input_shape = self._nnframe_shape()
 
     # ------------------------------------------------------------------ helpers
@@ -113,6 +114,15 @@ class NetBuilder:
         spec.kwargs["bias"] = True
         spec.params["b"] = b.astype(self.dtype)
         return True
+
+    def embedding(self, table: np.ndarray, what: str = "Gather") -> None:
+        """A lookup of the (integer) input in ``table`` ``(V, E)``; only as the first operation."""
+        if self.specs:
+            raise ConversionError(f"{what}: an embedding lookup must read the net's integer input")
+        table = np.asarray(table)
+        self._add(layer.Embedding, {"weight": table}, num_embeddings=int(table.shape[0]), dim=int(table.shape[1]))
+        self.kind, self.integer_input = "same", True
+        self.source_shape = (*self.source_shape, int(table.shape[1]))
 
     def add_positions(self, table: np.ndarray, what: str = "Add") -> bool:
         """``x + table`` for a ``(T, C)`` table on ``(N, T, C)`` input (a PositionalEmbedding); ``False`` if not."""
@@ -310,7 +320,10 @@ class NetBuilder:
                                   "its output order has no nnframe equivalent")
         layers = [spec.cls(**spec.kwargs) for spec in self.specs]
         net = Net(layers, dtype=self.dtype)
-        net.build((1, *self.input_shape))
+        if self.integer_input:
+            net.eval().forward(np.zeros((1, *self.input_shape), dtype=np.int64))  # id 0: a valid lookup
+        else:
+            net.build((1, *self.input_shape))
         state = {f"{i}.{k}": v for i, spec in enumerate(self.specs) for k, v in {**spec.params,
                                                                                  **spec.nt_params}.items()}
         try:
@@ -328,7 +341,8 @@ def layer_output_shapes(net: Net, input_shape: tuple[int, ...]) -> list[tuple[in
     modes = [lay.is_training for lay in net.layers]
     net.eval()
     try:
-        x = np.zeros((1, *input_shape), dtype=net.dtype)
+        integer = bool(net.layers) and net.layers[0].accepts_integer_input
+        x = np.zeros((1, *input_shape), dtype=np.int64 if integer else net.dtype)  # id 0 is always valid
         if not net.is_built:
             net.forward(x)
         shapes = []

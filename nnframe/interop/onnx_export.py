@@ -107,6 +107,11 @@ class ExportContext:
         self.prefix = ""  # set per layer: "3_Conv2D"
         self._used: set[str] = {INPUT_NAME, OUTPUT_NAME}
 
+    @property
+    def elem_type(self) -> int:
+        """The ONNX element type of the net's float dtype."""
+        return _ELEM_TYPES[self.dtype]
+
     def fresh(self, hint: str) -> str:
         """A value name not used yet, starting with the current layer's prefix."""
         base = f"{self.prefix}/{hint}" if self.prefix else hint
@@ -197,8 +202,7 @@ def build_model(model_or_net: Model | Net, input_shape: Sequence[int] | None = N
     dtype = np.dtype(net.dtype)
     if dtype not in _ELEM_TYPES:
         raise ExportError(f"export: the net's dtype must be float32 or float64, got {dtype}")
-    for index, lay in enumerate(net.layers):  # fail before building anything
-        converter_for(lay, str(index))
+    _check_exportable(net)
     shape = _input_shape(net, known_shape, input_shape)
     shapes = layer_output_shapes(net, shape)
     ctx = ExportContext(opset, dtype)
@@ -206,8 +210,9 @@ def build_model(model_or_net: Model | Net, input_shape: Sequence[int] | None = N
     y = ctx.channels_last(convert_layers(ctx, net.layers, x, shapes))
     _name_output(ctx, y.name)
     out_shape = (None, *shapes[-1]) if shapes else (None, *shape)
+    integer_input = bool(net.layers) and net.layers[0].accepts_integer_input
     graph = helper.make_graph(
-        ctx.nodes, "nnframe", [_value_info(INPUT_NAME, (None, *shape), dtype)],
+        ctx.nodes, "nnframe", [_value_info(INPUT_NAME, (None, *shape), np.dtype(np.int64) if integer_input else dtype)],
         [_value_info(OUTPUT_NAME, out_shape, dtype)], initializer=ctx.initializers,
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="nnframe",
@@ -255,6 +260,20 @@ def export(model_or_net: Model | Net, path: str | os.PathLike, input_shape: Sequ
     return proto
 
 
+def _check_exportable(net: Net) -> None:
+    """Fail before building anything: a layer without a converter, or one that would use a padding mask."""
+    mask_from = None  # the layer whose mask of padded steps reaches the current layer
+    for index, lay in enumerate(net.layers):
+        converter_for(lay, str(index))
+        if mask_from is not None and lay.accepts_mask:
+            raise ExportError(f"cannot export layer {index} ({lay.name}, class {type(lay).__name__}): it would use "
+                              f"the mask of padded steps made by layer {mask_from}; masks are not exported")
+        if getattr(lay, "mask_padding", False) or isinstance(lay, layer.Masking):
+            mask_from = f"{index} ({lay.name})"
+        elif not lay.propagates_mask:
+            mask_from = None
+
+
 def _name_output(ctx: ExportContext, name: str) -> None:
     """Rename the last value to ``"output"`` (an ``Identity`` when it is the graph's input)."""
     for node in reversed(ctx.nodes):
@@ -270,7 +289,8 @@ def _name_output(ctx: ExportContext, name: str) -> None:
 
 def _value_info(name: str, shape: tuple[int | None, ...], dtype: np.dtype) -> onnx.ValueInfoProto:
     dims = [BATCH_DIM if d is None else int(d) for d in shape]
-    return helper.make_tensor_value_info(name, _ELEM_TYPES[dtype], dims)
+    elem = TensorProto.INT64 if dtype == np.int64 else _ELEM_TYPES[dtype]
+    return helper.make_tensor_value_info(name, elem, dims)
 
 
 def _version() -> str:
@@ -491,4 +511,4 @@ def _zero_pad(ctx: ExportContext, lay: layer.ZeroPad2D, x: Tensor, out_shape: tu
 
 
 # the converters of newer layer families register themselves into the same table
-from nnframe.interop import onnx_export_attention  # noqa: E402, F401
+from nnframe.interop import onnx_export_attention, onnx_export_seq  # noqa: E402, F401

@@ -5,7 +5,8 @@ bias), ``Conv`` (1-D and 2-D, any stride/padding/dilation/group), ``ConvTranspos
 ``BatchNormalization``, ``LayerNormalization``, ``Relu``, ``LeakyRelu``, ``Elu``, ``Selu``,
 ``Sigmoid``, ``Tanh``, ``Softplus``, ``Softmax``, ``Gelu``, ``Identity``, ``Dropout``,
 ``MaxPool``, ``AveragePool``, ``GlobalAveragePool``, ``Flatten``, ``Reshape``, ``Transpose``,
-``Pad``, ``Add`` of a ``(T, C)`` table (PositionalEmbedding) and ``Constant``; activations spelled
+``Pad``, ``Gather`` of the integer input (Embedding), ``Add`` of a ``(T, C)`` table
+(PositionalEmbedding) and ``Constant``; activations spelled
 as element-wise arithmetic (GELU, SiLU, Softplus(beta)) are recognised by
 :mod:`nnframe.interop.onnx_elementwise`. That covers every file :func:`nnframe.onnx.export`
 writes (but MultiHeadAttention, a graph with branches) and what ``torch.onnx.export`` writes
@@ -256,6 +257,14 @@ def _pad(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None:
     b.pad([int(p) for p in pads], f"Pad node {node.name!r}")
 
 
+def _gather(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None:
+    table = g.const(node, 0, "table")
+    if attrs.get("axis", 0) != 0 or table is None or table.ndim != 2 or node.input[1] != g.input.name:
+        raise ConversionError(f"ONNX import: Gather node {node.name!r}: only a lookup of the graph's integer "
+                              "input in a constant 2-D table (an embedding) is supported")
+    b.embedding(table, f"Gather node {node.name!r}")
+
+
 def _skip(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None:
     """Identity, and Dropout (inference)."""
 
@@ -269,7 +278,7 @@ _HANDLERS: dict[str, Handler] = {
     "Gelu": _gelu, "Softmax": _softmax, "MaxPool": _pool("max"), "AveragePool": _pool("avg"),
     "GlobalAveragePool": lambda b, g, node, attrs: b.global_avg_pool(what=f"GlobalAveragePool node {node.name!r}"),
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Pad": _pad,
-    "Identity": _skip, "Dropout": _skip,
+    "Gather": _gather, "Identity": _skip, "Dropout": _skip,
 }
 
 
@@ -349,9 +358,12 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net:
     shape = _input_shape(g)
     elem = g.input.type.tensor_type.elem_type
     dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}.get(elem)
+    first = g.nodes[0] if g.nodes else None
+    if elem in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and first is not None and first.op_type == "Gather":
+        dtype = g.const(first, 0, "table").dtype  # integer ids into an embedding table
     if dtype is None:
-        raise ConversionError(f"ONNX import: the input must be float or double, got "
-                              f"{onnx.TensorProto.DataType.Name(elem)}")
+        raise ConversionError(f"ONNX import: the input must be float or double (or integer ids of an embedding), "
+                              f"got {onnx.TensorProto.DataType.Name(elem)}")
     builder = NetBuilder(shape, _channels_first(g, input_layout, len(shape) + 1), dtype)
     current, position = g.input.name, 0
     while position < len(g.nodes):
