@@ -140,6 +140,12 @@ class ExportContext:
         self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
         return out
 
+    def node_outputs(self, op: str, inputs: Sequence[str], hints: Sequence[str], **attrs: Any) -> list[str]:
+        """Add one node with several outputs (one per hint) and return their names."""
+        outs = [self.fresh(hint) for hint in hints]
+        self.nodes.append(helper.make_node(op, list(inputs), outs, name=outs[0], **attrs))
+        return outs
+
     def channels_last(self, x: Tensor) -> Tensor:
         """``x`` held channels-last (a ``Transpose`` when it is channels-first)."""
         if not x.channels_first:
@@ -511,4 +517,4 @@ def _zero_pad(ctx: ExportContext, lay: layer.ZeroPad2D, x: Tensor, out_shape: tu
 
 
 # the converters of newer layer families register themselves into the same table
-from nnframe.interop import onnx_export_attention, onnx_export_seq  # noqa: E402, F401
+from nnframe.interop import onnx_export_attention, onnx_export_rnn, onnx_export_seq  # noqa: E402, F401
