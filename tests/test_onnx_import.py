@@ -21,7 +21,7 @@ from onnx import TensorProto, helper  # noqa: E402
 from nnframe.interop import onnx_export, onnx_import  # noqa: E402
 
 #: exported as a graph with branches (not one chain of layers), which the importer refuses by node
-NOT_IMPORTABLE = {"MultiHeadAttention", "Masking"}
+NOT_IMPORTABLE = {"MultiHeadAttention", "Masking", "RNN", "LSTM", "GRU"}
 
 
 def _ort(path, x: np.ndarray) -> np.ndarray:
