@@ -43,6 +43,8 @@ def _model(net: Net) -> Model:
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
 def test_every_layer_family_runs_in_onnx_runtime_like_predict(case: Case, tmp_path):
+    if isinstance(case.input_shape, list):  # merges take several inputs: they live in graphs
+        pytest.skip("a layer of several inputs is exported as part of a graph")
     model = _model(Net([case.make()]))
     per_sample = case.input_shape[1:]
     path = tmp_path / "layer.onnx"

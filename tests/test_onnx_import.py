@@ -21,7 +21,7 @@ from onnx import TensorProto, helper  # noqa: E402
 from nnframe.interop import onnx_export, onnx_import  # noqa: E402
 
 #: exported as a graph with branches (not one chain of layers), which the importer refuses by node
-NOT_IMPORTABLE = {"MultiHeadAttention", "Masking", "RNN", "LSTM", "GRU"}
+NOT_IMPORTABLE = {"MultiHeadAttention", "Masking", "RNN", "LSTM", "GRU", "Residual"}
 
 
 def _ort(path, x: np.ndarray) -> np.ndarray:
@@ -34,7 +34,7 @@ def _close(actual: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale)
 
 
-ROUND_TRIP = [c for c in ALL_CASES if type(c.make()) in onnx_export._CONVERTERS]
+ROUND_TRIP = [c for c in ALL_CASES if type(c.make()) in onnx_export._CONVERTERS and not isinstance(c.input_shape, list)]
 
 
 @pytest.mark.parametrize("case", ROUND_TRIP, ids=[c.id for c in ROUND_TRIP])

@@ -47,8 +47,13 @@ def _convertible(case: Case) -> bool:
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
 def test_to_module_and_back_keep_every_layer_family_equal(case: Case):
+    if isinstance(case.input_shape, list):
+        pytest.skip("a layer of several inputs (a merge) lives in a graph, which PyTorch's Sequential is not")
     net = Net([case.make()])
-    x = smooth_input(case.input_shape, seed=6, kinks=case.kinks).astype(np.float32)
+    if case.ids is not None:
+        x = np.random.default_rng(6).integers(0, case.ids, size=case.input_shape)
+    else:
+        x = smooth_input(case.input_shape, seed=6, kinks=case.kinks).astype(np.float32)
     net.eval()
     try:
         expected = net.forward(x)
@@ -67,6 +72,9 @@ def test_to_module_and_back_keep_every_layer_family_equal(case: Case):
     back = nnframe_torch.from_module(module, x_torch.shape[1:])
     _close(back.forward(x), expected)
     ours, theirs = net.state_dict(), back.state_dict()  # the same weights, exactly, in nnframe's layout
+    if case.id == "Net-repeated-layer":  # PyTorch gets the shared layer twice: same values, own copies
+        assert all(any(np.array_equal(v, t) for t in theirs.values()) for v in ours.values())
+        return
     assert len(ours) == len(theirs)
     for (key, value), (key_back, value_back) in zip(ours.items(), theirs.items(), strict=True):
         assert key.split(".")[-1] == key_back.split(".")[-1]

@@ -26,6 +26,7 @@ import numpy as np
 
 from nnframe import backend, layer
 from nnframe.interop import layout
+from nnframe.layer.container import subtree
 from nnframe.net import Net
 
 
@@ -338,7 +339,8 @@ def layer_output_shapes(net: Net, input_shape: tuple[int, ...]) -> list[tuple[in
 
     Builds the net if it is not built yet. Every layer's training mode is restored after.
     """
-    modes = [lay.is_training for lay in net.layers]
+    everything = subtree(net)
+    modes = [lay.is_training for lay in everything]
     net.eval()
     try:
         integer = bool(net.layers) and net.layers[0].accepts_integer_input
@@ -352,5 +354,18 @@ def layer_output_shapes(net: Net, input_shape: tuple[int, ...]) -> list[tuple[in
             shapes.append(tuple(int(s) for s in out.shape[1:]))
         return shapes
     finally:
-        for lay, mode in zip(net.layers, modes, strict=True):
+        for lay, mode in zip(everything, modes, strict=True):
             lay.is_training = mode
+
+
+def layer_output_shape(lay: layer.Layer, input_shape: tuple[int, ...], dtype: Any) -> tuple[int, ...]:
+    """One (built) layer's per-sample output shape for a zero sample, run in evaluation mode."""
+    everything = subtree(lay)
+    modes = [sub.is_training for sub in everything]
+    for sub in everything:
+        sub.is_training = False
+    try:
+        return tuple(int(s) for s in lay.forward(backend.xp().zeros((1, *input_shape), dtype=dtype)).shape[1:])
+    finally:
+        for sub, mode in zip(everything, modes, strict=True):
+            sub.is_training = mode

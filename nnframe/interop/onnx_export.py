@@ -31,7 +31,8 @@ from onnx import TensorProto, helper, numpy_helper
 from nnframe import backend, layer
 from nnframe.atomic import atomic_write
 from nnframe.interop import layout
-from nnframe.interop.builder import layer_output_shapes
+from nnframe.interop.builder import layer_output_shape, layer_output_shapes
+from nnframe.layer.container import Container
 from nnframe.model import Model
 from nnframe.net import Net
 
@@ -104,7 +105,8 @@ class ExportContext:
         self.dtype = np.dtype(dtype)
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
-        self.prefix = ""  # set per layer: "3_Conv2D"
+        self.prefix = ""  # set per layer: "3_Conv2D" (value names start with it)
+        self.where = ""  # the layer's dotted path: "3", "2.body.0"
         self._used: set[str] = {INPUT_NAME, OUTPUT_NAME}
 
     @property
@@ -186,15 +188,28 @@ def _input_shape(net: Net, known: tuple[int, ...] | None, given: Sequence[int] |
 
 def convert_layers(ctx: ExportContext, layers: Sequence[layer.Layer], x: Tensor,
                    shapes: Sequence[tuple[int, ...]], prefix: str = "") -> Tensor:
-    """Convert ``layers`` in order from input ``x``; ``shapes`` are their per-sample output shapes."""
-    outer = ctx.prefix
+    """Convert ``layers`` in order from input ``x``; ``shapes`` are their per-sample output shapes.
+
+    ``prefix`` is the dotted path of the container holding them (``"2."`` for a nested net).
+    """
     for index, (lay, shape) in enumerate(zip(layers, shapes, strict=True)):
-        where = f"{prefix}{index}"
-        func = converter_for(lay, where)
-        ctx.prefix = f"{where}_{lay.name}"
-        x = func(ctx, lay, x, (None, *shape))
-    ctx.prefix = outer
+        x = convert_child(ctx, lay, x, f"{prefix}{index}", shape)
     return x
+
+
+def convert_child(ctx: ExportContext, lay: layer.Layer, x: Tensor, where: str,
+                  shape: tuple[int, ...] | None = None) -> Tensor:
+    """Convert one layer (``where``: its dotted path) from input ``x``; ``shape`` is its per-sample
+    output shape (computed from a zero sample when not given)."""
+    if shape is None:
+        shape = layer_output_shape(lay, tuple(x.shape[1:]), ctx.dtype)
+    func = converter_for(lay, where)
+    outer_prefix, outer_where = ctx.prefix, ctx.where
+    ctx.prefix, ctx.where = f"{where}_{lay.name}", where
+    try:
+        return func(ctx, lay, x, (None, *shape))
+    finally:
+        ctx.prefix, ctx.where = outer_prefix, outer_where
 
 
 def build_model(model_or_net: Model | Net, input_shape: Sequence[int] | None = None,
@@ -266,11 +281,24 @@ def export(model_or_net: Model | Net, path: str | os.PathLike, input_shape: Sequ
     return proto
 
 
+def _walk(container: Container, prefix: str = "") -> Any:
+    """``(dotted path, layer)`` of every layer, containers before their children, in order."""
+    if isinstance(container, Net):
+        children = [(str(i), child) for i, child in enumerate(container.layers)]
+    else:
+        children = container.sublayers()
+    for name, child in children:
+        yield f"{prefix}{name}", child
+        if isinstance(child, Container):
+            yield from _walk(child, f"{prefix}{name}.")
+
+
 def _check_exportable(net: Net) -> None:
     """Fail before building anything: a layer without a converter, or one that would use a padding mask."""
     mask_from = None  # the layer whose mask of padded steps reaches the current layer
+    for where, lay in _walk(net):
+        converter_for(lay, where)
     for index, lay in enumerate(net.layers):
-        converter_for(lay, str(index))
         if mask_from is not None and lay.accepts_mask:
             raise ExportError(f"cannot export layer {index} ({lay.name}, class {type(lay).__name__}): it would use "
                               f"the mask of padded steps made by layer {mask_from}; masks are not exported")
@@ -514,6 +542,23 @@ def _zero_pad(ctx: ExportContext, lay: layer.ZeroPad2D, x: Tensor, out_shape: tu
         pads = [0, top, left, 0, 0, bottom, right, 0]
     y = ctx.node("Pad", [x.name, ctx.ints(pads, "pads"), ctx.constant(0.0, "zero")], "pad", mode="constant")
     return replace(x, name=y, shape=out_shape)
+
+
+@register(Net)
+def _nested_net(ctx: ExportContext, lay: Net, x: Tensor, out_shape: tuple) -> Tensor:
+    """A net inside a net: its layers, in order, named by their dotted paths (``2.0``, ``2.1``)."""
+    shapes = layer_output_shapes(lay, tuple(x.shape[1:]))
+    return convert_layers(ctx, lay.layers, x, shapes, prefix=f"{ctx.where}.")
+
+
+@register(layer.Residual)
+def _residual(ctx: ExportContext, lay: layer.Residual, x: Tensor, out_shape: tuple) -> Tensor:
+    """``body(x) + shortcut(x)``, added in the body's layout (a conv block stays NCHW)."""
+    where = ctx.where
+    body = convert_child(ctx, lay.body, x, f"{where}.body")
+    skip = x if lay.shortcut is None else convert_child(ctx, lay.shortcut, x, f"{where}.shortcut")
+    skip = ctx.channels_first(skip) if body.channels_first else ctx.channels_last(skip)
+    return Tensor(ctx.node("Add", [body.name, skip.name], "residual_add"), out_shape, body.channels_first)
 
 
 # the converters of newer layer families register themselves into the same table

@@ -26,7 +26,7 @@ from torch import nn
 
 from nnframe import backend, layer
 from nnframe.interop import layout
-from nnframe.interop.builder import ConversionError, NetBuilder, layer_output_shapes
+from nnframe.interop.builder import ConversionError, NetBuilder, layer_output_shape, layer_output_shapes
 from nnframe.layer.conv import _resolve_padding
 from nnframe.model import Model
 from nnframe.net import Net
@@ -181,19 +181,22 @@ def to_module(model_or_net: Model | Net, input_shape: Sequence[int] | None = Non
     if shape is None:
         raise ConversionError("to_module: the input shape is unknown; pass input_shape=(...) without the batch axis")
     shape = tuple(int(s) for s in shape)
-    for index, lay in enumerate(net.layers):  # before running anything
+    leaves = _leaf_layers(net)  # nested nets are walked in order: one flat nn.Sequential
+    for where, lay in leaves:  # before running anything
         if type(lay) not in _TO_TORCH:
-            raise ConversionError(f"to_module: cannot convert layer {index} ({lay.name}, class {type(lay).__name__}): "
+            raise ConversionError(f"to_module: cannot convert layer {where} ({lay.name}, class {type(lay).__name__}): "
                                   f"no PyTorch equivalent is known; convertible: "
                                   f"{', '.join(sorted(c.__name__ for c in _TO_TORCH))}")
-    out_shapes = layer_output_shapes(net, shape)
+    layer_output_shapes(net, shape)  # builds the net if needed
     dtype = torch.float64 if np.dtype(net.dtype) == np.float64 else torch.float32
     conv_like = (layer.Conv2D, layer.Conv1D, layer.Conv2DTranspose, layer.MaxPool2D, layer.AvgPool2D,
                  layer.GlobalAvgPool2D, layer.ZeroPad2D, layer.BatchNorm)
-    state = _ToTorch(dtype, "cf" if len(shape) >= 2 and net.layers and isinstance(net.layers[0], conv_like) else "same")
-    in_shapes = [shape, *out_shapes[:-1]]
-    for index, (lay, in_shape) in enumerate(zip(net.layers, in_shapes, strict=True)):
-        state.convert(index, lay, in_shape)
+    first = leaves[0][1] if leaves else None
+    state = _ToTorch(dtype, "cf" if len(shape) >= 2 and isinstance(first, conv_like) else "same")
+    in_shape = shape
+    for where, lay in leaves:
+        state.convert(where, lay, in_shape)
+        in_shape = layer_output_shape(lay, in_shape, net.dtype)
     if state.kind == "flat":
         raise ConversionError("to_module: the net ends in a Flatten of an image that no Dense follows; "
                               "PyTorch would order its output channels-first")
@@ -206,6 +209,17 @@ _TO_TORCH = {layer.ReLU, layer.Sigmoid, layer.Tanh, layer.SELU, layer.SiLU, laye
              layer.AvgPool2D, layer.GlobalAvgPool2D, layer.Flatten, layer.ZeroPad2D}
 
 
+def _leaf_layers(net: Net, prefix: str = "") -> list[tuple[str, layer.Layer]]:
+    """``(dotted path, layer)`` of the layers of ``net``, nested nets expanded in place."""
+    out: list[tuple[str, layer.Layer]] = []
+    for index, lay in enumerate(net.layers):
+        if isinstance(lay, Net):
+            out += _leaf_layers(lay, f"{prefix}{index}.")
+        else:
+            out.append((f"{prefix}{index}", lay))
+    return out
+
+
 class _ToTorch:
     """Walks nnframe layers, tracking how the PyTorch tensor relates to nnframe's (as :class:`NetBuilder`)."""
 
@@ -215,7 +229,7 @@ class _ToTorch:
         self.index: np.ndarray | None = None
         self.modules: list[nn.Module] = []
 
-    def _need(self, index: int, lay: layer.Layer, kinds: Sequence[str], in_shape: tuple) -> None:
+    def _need(self, index: str, lay: layer.Layer, kinds: Sequence[str], in_shape: tuple) -> None:
         if self.kind not in kinds:
             raise ConversionError(f"to_module: cannot convert layer {index} ({lay.name}) on input of shape "
                                   f"(N, {', '.join(map(str, in_shape))}) held "
@@ -231,7 +245,7 @@ class _ToTorch:
         self.modules.append(module)
         return module
 
-    def convert(self, index: int, lay: layer.Layer, in_shape: tuple) -> None:
+    def convert(self, index: str, lay: layer.Layer, in_shape: tuple) -> None:
         """Append the PyTorch module(s) for ``lay`` on per-sample input ``in_shape``."""
         p = {k: backend.to_host(v) for k, v in lay.params.items() if v is not None}
         nt = {k: backend.to_host(v) for k, v in lay.nt_params.items() if v is not None}
@@ -300,7 +314,7 @@ class _ToTorch:
             raise ConversionError(f"to_module: cannot convert layer {index} ({lay.name}, class {cls.__name__}): "
                                   "no PyTorch equivalent is known")
 
-    def _conv(self, index: int, lay: layer.Conv2D, in_shape: tuple, p: dict) -> None:
+    def _conv(self, index: str, lay: layer.Conv2D, in_shape: tuple, p: dict) -> None:
         self._need(index, lay, ("cf",), in_shape)
         one_d = isinstance(lay, layer.Conv1D)
         size = (1, in_shape[0]) if one_d else in_shape[:2]
@@ -317,7 +331,7 @@ class _ToTorch:
                      padding=(top, left)[keep], dilation=lay.dilation[keep], groups=lay.groups, bias=lay.bias)
         self._set(module, weight=layout.to_oihw(w), bias=p.get("b"))
 
-    def _batch_norm(self, index: int, lay: layer.BatchNorm, in_shape: tuple, p: dict, nt: dict) -> None:
+    def _batch_norm(self, index: str, lay: layer.BatchNorm, in_shape: tuple, p: dict, nt: dict) -> None:
         ndim = len(in_shape) + 1
         if self.kind == "same" and ndim > 2:
             self._need(index, lay, ("cf",), in_shape)
