@@ -14,7 +14,7 @@ The table (nnframe -> ONNX / PyTorch, and the functions that convert):
   :func:`to_linear`, :func:`from_linear`.
 * ``Conv2D.w`` ``(KH, KW, C_in/g, C_out)`` -> ``(C_out, C_in/g, KH, KW)``; ``Conv1D.w``
   ``(K, C_in/g, C_out)`` -> ``(C_out, C_in/g, K)``: :func:`to_oihw`, :func:`from_oihw`.
-* ``Conv2DTranspose.w`` ``(KH, KW, C_out, C_in)`` -> ``(C_in, C_out, KH, KW)``:
+* ``Conv2DTranspose.w`` ``(KH, KW, C_out/g, C_in)`` -> ``(C_in, C_out/g, KH, KW)``:
   :func:`to_iohw`, :func:`from_iohw`.
 * tensors ``(N, H, W, C)`` -> ``(N, C, H, W)`` (any rank): :func:`to_channels_first`,
   :func:`to_channels_last`; flattened images ``(N, H*W*C)`` vs ``(N, C*H*W)``: :func:`flatten_order`.
@@ -87,12 +87,12 @@ def from_oihw(weight: np.ndarray) -> np.ndarray:
 
 
 def to_iohw(w: np.ndarray) -> np.ndarray:
-    """``Conv2DTranspose.w`` ``(KH, KW, C_out, C_in)`` -> ``ConvTranspose`` weight ``(C_in, C_out, KH, KW)``."""
+    """``Conv2DTranspose.w`` ``(KH, KW, C_out/g, C_in)`` -> ``ConvTranspose`` weight ``(C_in, C_out/g, KH, KW)``."""
     return np.ascontiguousarray(w.transpose(3, 2, 0, 1))
 
 
 def from_iohw(weight: np.ndarray) -> np.ndarray:
-    """``ConvTranspose`` weight ``(C_in, C_out, KH, KW)`` -> ``Conv2DTranspose.w`` ``(KH, KW, C_out, C_in)``."""
+    """``ConvTranspose`` weight ``(C_in, C_out/g, KH, KW)`` -> ``Conv2DTranspose.w`` ``(KH, KW, C_out/g, C_in)``."""
     return np.ascontiguousarray(weight.transpose(2, 3, 1, 0))
 
 

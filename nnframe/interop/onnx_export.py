@@ -68,6 +68,10 @@ class Tensor:
 
 Converter = Callable[["ExportContext", layer.Layer, Tensor, tuple], Tensor]
 _CONVERTERS: dict[type, Converter] = {}
+#: containers exported with their own graph inputs and outputs: class -> (signature, convert), where
+#: ``signature(net)`` gives ``[(input name, per-sample shape, dtype)]`` and ``convert(ctx, net, inputs)``
+#: the output tensors (see :mod:`nnframe.interop.onnx_export_graph`)
+TOP_LEVEL: dict[type, tuple[Callable[[Any], list], Callable[..., list]]] = {}
 
 
 def register(*classes: type) -> Callable[[Converter], Converter]:
@@ -113,6 +117,10 @@ class ExportContext:
     def elem_type(self) -> int:
         """The ONNX element type of the net's float dtype."""
         return _ELEM_TYPES[self.dtype]
+
+    def reserve(self, names: Sequence[str]) -> None:
+        """Keep ``names`` (graph inputs and outputs) from being handed out by :meth:`fresh`."""
+        self._used.update(names)
 
     def fresh(self, hint: str) -> str:
         """A value name not used yet, starting with the current layer's prefix."""
@@ -168,7 +176,7 @@ class ExportContext:
 def _net_and_metadata(model_or_net: Model | Net) -> tuple[Net, tuple[int, ...] | None, dict[str, Any]]:
     if isinstance(model_or_net, Model):
         return model_or_net.net, model_or_net.input_shape, dict(model_or_net.metadata)
-    if isinstance(model_or_net, Net):
+    if isinstance(model_or_net, Container):  # a Net, or a functional graph
         return model_or_net, model_or_net.input_shape, {}
     raise TypeError(f"export: expected a nnframe Model or Net, got {type(model_or_net).__name__}")
 
@@ -224,18 +232,30 @@ def build_model(model_or_net: Model | Net, input_shape: Sequence[int] | None = N
     if dtype not in _ELEM_TYPES:
         raise ExportError(f"export: the net's dtype must be float32 or float64, got {dtype}")
     _check_exportable(net)
-    shape = _input_shape(net, known_shape, input_shape)
-    shapes = layer_output_shapes(net, shape)
     ctx = ExportContext(opset, dtype)
-    x = Tensor(INPUT_NAME, (None, *shape))
-    y = ctx.channels_last(convert_layers(ctx, net.layers, x, shapes))
-    _name_output(ctx, y.name)
-    out_shape = (None, *shapes[-1]) if shapes else (None, *shape)
-    integer_input = bool(net.layers) and net.layers[0].accepts_integer_input
+    top = TOP_LEVEL.get(type(net))
+    if top is None:  # a Net: one input, the layers in order
+        shape = _input_shape(net, known_shape, input_shape)
+        shapes = layer_output_shapes(net, shape)
+        integer_input = bool(net.layers) and net.layers[0].accepts_integer_input
+        inputs = [(INPUT_NAME, shape, np.dtype(np.int64) if integer_input else dtype)]
+        outputs = [convert_layers(ctx, net.layers, Tensor(INPUT_NAME, (None, *shape)), shapes)]
+    else:  # a container with its own inputs and outputs (a functional graph)
+        signature, convert = top
+        inputs = [(name, shape, np.dtype(np.int64) if in_dtype.kind in "iu" else dtype)
+                  for name, shape, in_dtype in signature(net)]
+        ctx.reserve([name for name, _, _ in inputs])
+        outputs = convert(ctx, net, [Tensor(name, (None, *shape)) for name, shape, _ in inputs])
+    names = [OUTPUT_NAME] if len(outputs) == 1 else [f"{OUTPUT_NAME}_{k}" for k in range(len(outputs))]
+    ctx.reserve(names)
+    for y, name in zip(outputs, names, strict=True):
+        _name_output(ctx, ctx.channels_last(y).name, name, set(names))
     graph = helper.make_graph(
-        ctx.nodes, "nnframe", [_value_info(INPUT_NAME, (None, *shape), np.dtype(np.int64) if integer_input else dtype)],
-        [_value_info(OUTPUT_NAME, out_shape, dtype)], initializer=ctx.initializers,
+        ctx.nodes, "nnframe", [_value_info(name, (None, *shape), dt) for name, shape, dt in inputs],
+        [_value_info(name, y.shape, dtype) for y, name in zip(outputs, names, strict=True)],
+        initializer=ctx.initializers,
     )
+    shape = inputs[0][1]
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="nnframe",
                               producer_version=_version(), doc_string=_doc(net, shape))
     proto.ir_version = min(proto.ir_version, 10)  # what current ONNX Runtime builds load
@@ -308,17 +328,18 @@ def _check_exportable(net: Net) -> None:
             mask_from = None
 
 
-def _name_output(ctx: ExportContext, name: str) -> None:
-    """Rename the last value to ``"output"`` (an ``Identity`` when it is the graph's input)."""
+def _name_output(ctx: ExportContext, name: str, output: str, outputs: set[str]) -> None:
+    """Rename the value ``name`` to the graph output ``output`` (an ``Identity`` when it is a graph
+    input or already one of the ``outputs``)."""
     for node in reversed(ctx.nodes):
-        if name in node.output:
-            node.output[list(node.output).index(name)] = OUTPUT_NAME
-            for other in ctx.nodes:  # a later transpose may read it
+        if name in node.output and name not in outputs:
+            node.output[list(node.output).index(name)] = output
+            for other in ctx.nodes:  # a later node may read it
                 for i, inp in enumerate(other.input):
                     if inp == name:
-                        other.input[i] = OUTPUT_NAME
+                        other.input[i] = output
             return
-    ctx.nodes.append(helper.make_node("Identity", [name], [OUTPUT_NAME], name="output_identity"))
+    ctx.nodes.append(helper.make_node("Identity", [name], [output], name=f"{output}_identity"))
 
 
 def _value_info(name: str, shape: tuple[int | None, ...], dtype: np.dtype) -> onnx.ValueInfoProto:

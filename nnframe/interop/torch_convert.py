@@ -7,7 +7,7 @@ channels-first map is matched by permuting the rows of the next dense layer (and
 batch norm in between), so both sides stay plain stacks of standard layers.
 
 Supported modules (and their nnframe layers): ``Linear`` (Dense), ``Conv1d``/``Conv2d``
-(Conv1D/Conv2D, zero padding), ``ConvTranspose2d`` (Conv2DTranspose, one group),
+(Conv1D/Conv2D, zero padding), ``ConvTranspose2d`` (Conv2DTranspose),
 ``BatchNorm1d``/``BatchNorm2d`` (BatchNorm), ``LayerNorm`` over the last axis, ``ReLU``,
 ``LeakyReLU``, ``ELU``, ``SELU``, ``GELU``, ``SiLU``, ``Sigmoid``, ``Tanh``, ``Softplus``,
 ``Softmax``, ``Identity``, ``Dropout``/``Dropout2d``, ``MaxPool2d``, ``AvgPool2d``,
@@ -274,9 +274,10 @@ class _ToTorch:
         elif cls is layer.Conv2DTranspose:
             self._need(index, lay, ("cf",), in_shape)
             w = p["w"]
-            module = nn.ConvTranspose2d(w.shape[3], w.shape[2], tuple(w.shape[:2]), stride=lay.stride,
+            groups = getattr(lay, "groups", 1)
+            module = nn.ConvTranspose2d(w.shape[3], w.shape[2] * groups, tuple(w.shape[:2]), stride=lay.stride,
                                         padding=lay.padding, output_padding=lay.output_padding,
-                                        dilation=lay.dilation, bias=lay.bias)
+                                        dilation=lay.dilation, groups=groups, bias=lay.bias)
             self._set(module, weight=layout.to_iohw(w), bias=p.get("b"))
         elif cls is layer.BatchNorm:
             self._batch_norm(index, lay, in_shape, p, nt)
