@@ -19,9 +19,10 @@ nnframe_onnx = pytest.importorskip("nnframe.onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
 from nnframe.interop import onnx_export, onnx_import  # noqa: E402
+from nnframe.layer.container import subtree  # noqa: E402
 
 #: exported as a graph with branches (not one chain of layers), which the importer refuses by node
-NOT_IMPORTABLE = {"MultiHeadAttention", "Masking", "RNN", "LSTM", "GRU", "Residual"}
+NOT_IMPORTABLE = {"MultiHeadAttention", "Masking", "Residual", "Graph"}
 
 
 def _ort(path, x: np.ndarray) -> np.ndarray:
@@ -39,7 +40,8 @@ ROUND_TRIP = [c for c in ALL_CASES if type(c.make()) in onnx_export._CONVERTERS 
 
 @pytest.mark.parametrize("case", ROUND_TRIP, ids=[c.id for c in ROUND_TRIP])
 def test_nnframe_export_then_import_gives_the_same_net(case: Case, tmp_path):
-    net = Net([case.make()]).eval()
+    made = case.make()
+    net = (made if hasattr(made, "input_names") else Net([made])).eval()  # a functional graph: as it is
     if case.ids is not None:
         x = np.random.default_rng(5).integers(0, case.ids, size=case.input_shape)
     else:
@@ -47,8 +49,8 @@ def test_nnframe_export_then_import_gives_the_same_net(case: Case, tmp_path):
     expected = net.forward(x)
     path = tmp_path / "m.onnx"
     nnframe_onnx.export(net, path)
-    if type(net.layers[0]).__name__ in NOT_IMPORTABLE:
-        with pytest.raises(onnx_import.ConversionError, match="node|does not support"):
+    if any(type(sub).__name__ in NOT_IMPORTABLE for sub in subtree(made)):
+        with pytest.raises(onnx_import.ConversionError, match="node|does not support|one input and one output"):
             nnframe_onnx.load(path)
         return
     imported = nnframe_onnx.load(path)
@@ -192,3 +194,33 @@ def test_torch_gelu_and_silu_exported_at_opset_17_import(tmp_path):
     assert [type(lay).__name__ for lay in net.layers] == ["Dense", "GELU", "Dense", "SiLU", "Dense", "GELU",
                                                           "Softplus"]
     _close(net.forward(x), _ort(path, x))
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_a_torch_recurrent_model_exported_by_torch_imports(kind, tmp_path):
+    """``batch_first`` recurrent layer, ``y[:, -1]``, a Linear: PyTorch's zero initial states come from Shape."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(5)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, kind)(3, 4, batch_first=True)
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            return self.fc(y[:, -1])
+
+    module = Model().eval()
+    x = np.random.default_rng(6).normal(size=(5, 6, 3)).astype(np.float32)
+    path = tmp_path / "rnn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "N"}})
+    net = nnframe_onnx.load(path)
+    assert [type(lay).__name__ for lay in net.layers] == [kind, "Dense"]
+    _close(net.forward(x), _ort(path, x))
+    with torch.no_grad():
+        _close(net.forward(x), module(torch.from_numpy(x)).numpy())

@@ -125,6 +125,15 @@ class NetBuilder:
         self.kind, self.integer_input = "same", True
         self.source_shape = (*self.source_shape, int(table.shape[1]))
 
+    def recurrent(self, cls: type, hidden: int, params: dict[str, np.ndarray], what: str = "RNN",
+                  **kwargs: Any) -> None:
+        """A recurrent layer (RNN/LSTM/GRU with PyTorch's parameters) on ``(N, T, C)``."""
+        self._need(what, ("same",), rank=3)
+        self._add(cls, params, hidden_size=int(hidden), **kwargs)
+        width = hidden * (2 if kwargs.get("bidirectional") else 1)
+        steps = self.source_shape[0]
+        self.source_shape = (steps, width) if kwargs.get("return_sequences") else (width,)
+
     def add_positions(self, table: np.ndarray, what: str = "Add") -> bool:
         """``x + table`` for a ``(T, C)`` table on ``(N, T, C)`` input (a PositionalEmbedding); ``False`` if not."""
         table = np.asarray(table)

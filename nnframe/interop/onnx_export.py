@@ -151,9 +151,10 @@ class ExportContext:
         return out
 
     def node_outputs(self, op: str, inputs: Sequence[str], hints: Sequence[str], **attrs: Any) -> list[str]:
-        """Add one node with several outputs (one per hint) and return their names."""
-        outs = [self.fresh(hint) for hint in hints]
-        self.nodes.append(helper.make_node(op, list(inputs), outs, name=outs[0], **attrs))
+        """Add one node with several outputs (one per hint; ``""`` leaves an optional output out) and
+        return their names."""
+        outs = [self.fresh(hint) if hint else "" for hint in hints]
+        self.nodes.append(helper.make_node(op, list(inputs), outs, name=next(o for o in outs if o), **attrs))
         return outs
 
     def channels_last(self, x: Tensor) -> Tensor:

@@ -49,9 +49,11 @@ def _recurrent(ctx: ExportContext, lay: layer.Layer, x: Tensor, out_shape: tuple
     for index in range(lay.num_layers):
         parts = [_weights(lay, index, d) for d in range(dirs)]
         w, r, b = (np.stack([p[k] for p in parts]) for k in range(3))  # (dirs, ...)
-        outputs = ctx.node_outputs(op, [seq, ctx.constant(w, f"W{index}"), ctx.constant(r, f"R{index}"),
-                                        ctx.constant(b, f"B{index}")], [f"Y{index}", f"Y_h{index}"], **attrs)
-        y, last_h = outputs
+        inputs = [seq, ctx.constant(w, f"W{index}"), ctx.constant(r, f"R{index}"), ctx.constant(b, f"B{index}")]
+        if index == lay.num_layers - 1 and not lay.return_sequences:  # only the final state: Y unused, unnamed
+            last_h = ctx.node_outputs(op, inputs, ["", f"Y_h{index}"], **attrs)[1]
+            break
+        y, last_h = ctx.node_outputs(op, inputs, [f"Y{index}", f"Y_h{index}"], **attrs)
         y = ctx.node("Transpose", [y], f"Y{index}_by_step", perm=[0, 2, 1, 3])  # (T, N, dirs, H)
         seq = ctx.node("Reshape", [y, ctx.ints([0, 0, dirs * hidden], "merge_directions")], f"seq{index}")
     if lay.return_sequences:

@@ -6,11 +6,12 @@ bias), ``Conv`` (1-D and 2-D, any stride/padding/dilation/group), ``ConvTranspos
 ``Sigmoid``, ``Tanh``, ``Softplus``, ``Softmax``, ``Gelu``, ``Identity``, ``Dropout``,
 ``MaxPool``, ``AveragePool``, ``GlobalAveragePool``, ``Flatten``, ``Reshape``, ``Transpose``,
 ``Pad``, ``Gather`` of the integer input (Embedding), ``Add`` of a ``(T, C)`` table
-(PositionalEmbedding) and ``Constant``; activations spelled
+(PositionalEmbedding) and ``Constant``; ``RNN``/``LSTM``/``GRU`` with the transposes around them
+(:mod:`nnframe.interop.onnx_import_rnn`); activations spelled
 as element-wise arithmetic (GELU, SiLU, Softplus(beta)) are recognised by
 :mod:`nnframe.interop.onnx_elementwise`. That covers every file :func:`nnframe.onnx.export`
-writes (but MultiHeadAttention, a graph with branches) and what ``torch.onnx.export`` writes
-for ``nn.Sequential`` models of the equivalent modules.
+writes except graphs with branches (MultiHeadAttention, Masking, Residual, functional graphs),
+and what ``torch.onnx.export`` writes for ``nn.Sequential`` models of the equivalent modules.
 
 Layout: a channels-first model (a convolution or pool reads its input directly) becomes a
 net that takes channels-last input, ``(N, H, W, C)`` for an ``(N, C, H, W)`` ONNX input;
@@ -34,6 +35,7 @@ from onnx import helper, numpy_helper
 
 from nnframe import layer
 from nnframe.interop import onnx_elementwise as elementwise
+from nnframe.interop import onnx_import_rnn as recurrent
 from nnframe.interop.builder import ConversionError, NetBuilder
 from nnframe.net import Net
 
@@ -284,11 +286,12 @@ _HANDLERS: dict[str, Handler] = {
 
 def supported_operators() -> list[str]:
     """The ONNX operator types :func:`load` understands (``Constant`` too; arithmetic ones inside activations)."""
-    return sorted({*_HANDLERS, *elementwise.OPS, "Constant"})
+    return sorted({*_HANDLERS, *elementwise.OPS, *recurrent.RECURRENT_OPS, *recurrent.SHAPE_OPS, "Constant"})
 
 
 def _check_operators(g: _Graph) -> None:
-    known = set(_HANDLERS) | set(elementwise.OPS)  # the arithmetic ones only inside an activation
+    # the arithmetic ones only inside an activation, the shape ones only around recurrent layers
+    known = set(_HANDLERS) | set(elementwise.OPS) | set(recurrent.RECURRENT_OPS) | recurrent.SHAPE_OPS
     unsupported = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
                           for n in g.nodes if n.op_type not in known or n.domain not in ("", "ai.onnx"))
     if unsupported:
@@ -366,19 +369,24 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net:
                               f"got {onnx.TensorProto.DataType.Name(elem)}")
     builder = NetBuilder(shape, _channels_first(g, input_layout, len(shape) + 1), dtype)
     current, position = g.input.name, 0
+    skipped = recurrent.shape_values(g.nodes, g.constants)  # shape arithmetic (zero initial states)
     while position < len(g.nodes):
-        end = _fold_activation(builder, g, position, current)
+        node = g.nodes[position]
+        if node.output[0] in skipped:
+            position += 1
+            continue
+        end = recurrent.fold_recurrent(builder, g, position, current, skipped) or \
+            _fold_activation(builder, g, position, current)
         if end:
             current, position = g.nodes[end - 1].output[0], end
             continue
-        node = g.nodes[position]
         data_inputs = [i for i in node.input if i and i not in g.constants]
         if data_inputs != [current]:
             raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} reads {data_inputs}; only a "
                                   f"single chain of operators from the input is supported (expected {current!r})")
         if node.op_type not in _HANDLERS:
             raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} is supported only as part of an "
-                                  "element-wise activation (GELU, SiLU, Softplus, ...)")
+                                  "element-wise activation (GELU, SiLU, Softplus, ...) or around a recurrent layer")
         _HANDLERS[node.op_type](builder, g, node, _attrs(node))
         current, position = node.output[0], position + 1
     if current != g.output.name:
