@@ -149,6 +149,9 @@ def save_checkpoint(path: str | os.PathLike, net: Container, loss: loss_mod.Base
     """
     if not net.is_built:
         raise CheckpointError("cannot save a net that is not built: run it on a batch (or Net.build) first")
+    if os.path.lexists(path) and not bool(np.isfinite(net.params.flat).all()):
+        raise CheckpointError(f"refusing to replace checkpoint {os.fspath(path)!r} with weights that hold NaN or "
+                              "infinity (the run diverged); save them under another name to inspect them")
     config = {
         "net": {"class": type(net).registry_name, **net.get_config()},
         "loss": loss_config(loss),
@@ -494,6 +497,7 @@ def restore_into(ckpt: Checkpoint, net: Container, optimizer: optimizer_mod.Base
             setattr(leaves[path], attr, restored)
     if sched_cfg is not None:
         scheduler.load_state_dict(sched_state)
+        optimizer.lr = lr  # the saved rate, not the schedule's: ReduceLROnPlateau or a hand may have set it
     return scheduler
 
 
