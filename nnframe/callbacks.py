@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nnframe import backend
 from nnframe import schedule as schedule_mod
 
 if TYPE_CHECKING:  # tqdm is imported when a bar is shown: it costs ~50 ms on `import nnframe`
@@ -442,6 +443,11 @@ class ModelCheckpoint(Callback):
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"ModelCheckpoint: cannot format path {self.path!r} with the logs "
                              f"{sorted(logs)}: {exc}") from None
+        params = self.model.net.params.flat
+        if not bool(backend.xp().isfinite(params).all()):
+            print(f"ModelCheckpoint: not saving epoch {epoch + 1} to {path}: the weights hold NaN or infinity "
+                  "(the run diverged); the last finite checkpoint is kept", file=sys.stderr, flush=True)
+            return
         previous, self.last_saved = self.last_saved, path  # the file records itself as the last one
         try:
             self.model.save(path)
