@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from nnframe import backend, io
+from nnframe import atomic, backend, io
 from nnframe import callbacks as callbacks_mod
 from nnframe import data as data_mod
 from nnframe import functional as F
@@ -410,6 +410,7 @@ class Model:
         ckpt = None
         if resume_from is not None:
             ckpt = io.read_checkpoint(resume_from)
+            atomic.remove_stale_temps(resume_from)  # leftovers of a run killed while saving
             self._restore(ckpt, restore_global_rng=True)
             initial_epoch = self.epoch
         if session is not None:

@@ -71,3 +71,69 @@ def test_a_missing_directory_is_an_error_that_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="no-such-dir"):
         with atomic_write(tmp_path / "no-such-dir" / "out.bin") as f:
             f.write(b"x")
+
+
+# ------------------------------------------------- issue 10 items 6-7: hostile destinations, leftovers
+@pytest.mark.parametrize("kind", ["fifo", "folder", "char device"])
+def test_a_destination_that_is_not_a_regular_file_is_refused_not_replaced(tmp_path, kind):
+    path = tmp_path / "dest"
+    if kind == "fifo":
+        os.mkfifo(path)
+        check = stat.S_ISFIFO
+    elif kind == "folder":
+        path.mkdir()
+        check = stat.S_ISDIR
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a private /dev/null
+        check = stat.S_ISCHR
+    shown = {"fifo": "FIFO", "folder": "folder", "char device": "character device"}[kind]
+    with pytest.raises(FileExistsError, match=f"exists and is a {shown}, not a regular"):
+        with atomic_write(path) as f:
+            f.write(b"x" * 100)
+    assert check(os.lstat(path).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["dest"]
+
+
+def test_a_link_to_a_regular_file_is_still_written(tmp_path):
+    (tmp_path / "real").write_bytes(b"old")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with atomic_write(tmp_path / "link") as f:
+        f.write(b"new")
+    assert (tmp_path / "link").read_bytes() == b"new"
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed_on_the_next_write(tmp_path):
+    path = tmp_path / "m.safetensors"
+    old = atomic.PROCESS_START - 60
+    names = {
+        ".m.safetensors.abcd_123.tmp": True,   # ours, from a killed process: removed
+        ".m.safetensors.zzzzzzzz.tmp": False,  # ours, but written after this process started: in flight
+        ".m.safetensors.abc.tmp": False,       # not tempfile's pattern
+        ".other.abcdefgh.tmp": False,          # another file's
+        "m.safetensors.abcdefgh.tmp": False,   # no leading dot
+    }
+    for name, stale in names.items():
+        (tmp_path / name).write_bytes(b"x" * 10)
+        if stale or name != ".m.safetensors.zzzzzzzz.tmp":
+            os.utime(tmp_path / name, (old, old))
+    with atomic_write(path) as f:
+        f.write(b"new")
+    left = set(os.listdir(tmp_path))
+    assert left == {"m.safetensors"} | {n for n, stale in names.items() if not stale}
+
+
+def test_resuming_removes_the_leftovers_of_a_run_killed_while_saving(tmp_path):
+    from training_cases import blobs, mlp  # noqa: PLC0415
+
+    path = tmp_path / "m.safetensors"
+    x, y = blobs(n=32)
+    model = mlp()
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(path)
+    leftover = tmp_path / ".m.safetensors.k1ll3d_x.tmp"
+    leftover.write_bytes(path.read_bytes())
+    os.utime(leftover, (atomic.PROCESS_START - 60,) * 2)
+    mlp().fit(x, y, epochs=1, verbose=0, resume_from=path)
+    assert not leftover.exists()
