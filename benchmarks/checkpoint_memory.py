@@ -1,7 +1,7 @@
 """Peak memory of ``nnframe summary`` on hostile and large checkpoints (issue 10, items 1-2).
 
-Each case is written to a temporary folder (big files are sparse, so they cost no disk),
-then ``python -m nnframe summary FILE`` runs in a child process; its peak resident set
+Each case is written to a temporary folder by a child process (big files are sparse, so
+they cost no disk), then ``python -m nnframe summary FILE`` runs in a child process; its peak resident set
 (``ru_maxrss`` from ``os.wait4``), CPU seconds, wall time, exit status and the first line
 of its error are printed. A case that runs past ``--timeout`` seconds is killed (the FIFO
 case hung forever before the fix).
@@ -129,14 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks checkpoint_memory", description=__doc__)
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a case is killed")
+    parser.add_argument("--make", nargs=2, metavar=("CASE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.make:
+        CASES[args.make[0]][1](args.make[1])
+        return 0
     print(f"{'case':16s} {'peak RSS':>10s} {'CPU s':>7s} {'wall s':>7s} {'exit':>6s}  message")
     with tempfile.TemporaryDirectory() as folder:
         for name in args.cases.split(","):
             text, make = CASES[name]
             path = "/dev/zero" if make is None else os.path.join(folder, f"{name}.safetensors")
-            if make is not None:
-                make(path)
+            if make is not None:  # in a child, so this process stays small (a child's ru_maxrss counts
+                # the pages it shared with this process when it was forked)
+                subprocess.run([sys.executable, "-m", "benchmarks.checkpoint_memory", "--make", name, path],
+                               check=True)
             rss, cpu, wall, status, message = _run(path, args.timeout)
             print(f"{name:16s} {rss:8.0f} MiB {cpu:7.2f} {wall:7.2f} {status!s:>6s}  {message[:150]}", flush=True)
             if make is not None:
