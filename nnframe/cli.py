@@ -31,6 +31,14 @@ import numpy as np
 
 from nnframe import callbacks, data, functional, layer, loss, optimizer, plot
 from nnframe import random as nn_random
+from nnframe.cli_paths import (
+    DEFAULT_OUT,
+    data_error_lines,
+    debug_enabled,
+    literal_path,
+    resolve_out,
+    resume_command,
+)
 from nnframe.errors import ShapeError
 from nnframe.interop import export_command
 from nnframe.model import Model
@@ -40,7 +48,6 @@ from nnframe.serve import command as serve_command
 PROG = "nnframe"
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 DEFAULT_DATASET = "fashion-mnist"
-DEFAULT_OUT = "model.safetensors"
 #: Batch size of every test-set evaluation: ``train``'s final figure and ``evaluate`` must agree exactly.
 EVAL_BATCH_SIZE = 1000
 MLP_SIZES = (200, 100, 70, 30)  # the seed's hidden layers; the output layer has one unit per class
@@ -180,8 +187,11 @@ def _add_train(commands: Any) -> None:
     p.add_argument("--validation-split", type=_fraction, default=None, metavar="F",
                    help="fraction of the training set held out for validation metrics each epoch; "
                         "0 turns validation off (default 0.1; with --resume, the checkpoint's)")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="PATH",
-                   help=f"checkpoint file, rewritten (atomically) after every epoch (default {DEFAULT_OUT})")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="checkpoint file, rewritten (atomically) after every epoch (default: the --resume file, "
+                        f"else {DEFAULT_OUT}); an existing file of another run is only replaced with --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow --out to replace an existing file that is not the checkpoint being resumed")
     p.add_argument("--resume", default=None, metavar="CKPT",
                    help="continue the run saved in CKPT (architecture, weights, optimizer, generators, epoch); "
                         "the result is bit-identical to a run that was never interrupted")
@@ -410,7 +420,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     if args.model not in (None, "mlp") and args.resume is None and not Path(args.model).is_file():
         raise CLIError(f"--model must be 'mlp' or a JSON spec file; {args.model!r} is neither")
-    _check_writable(args.out, "--out")
+    args.out = resolve_out(args.out, args.resume, args.overwrite)
     if args.plot is not None:
         _require_matplotlib()
         _check_writable(args.plot, "--plot")
@@ -453,13 +463,14 @@ def _train(args: argparse.Namespace) -> int:
     try:
         history = model.fit(
             x_train, y_train, epochs=args.epochs, batch_size=settings["batch_size"], validation_split=split,
-            callbacks=[callbacks.ModelCheckpoint(args.out)], verbose=1,
+            callbacks=[callbacks.ModelCheckpoint(literal_path(args.out))], verbose=1,
             resume_from=args.resume, rng=None if args.resume else settings["seed"], distributed=args.distributed,
         )
     except KeyboardInterrupt:
+        sys.stderr.write("\n")  # off the progress bar's line
         if model.epoch > first_epoch:
             _error(f"interrupted; {args.out} holds epoch {model.epoch}; continue with: "
-                   f"{PROG} train --resume {args.out} --epochs {args.epochs}")
+                   f"{resume_command(PROG, args)}")
         else:
             _error("interrupted before the first epoch ended; no checkpoint written")
         return 130
@@ -644,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments (default ``sys.argv[1:]``).
     """
     parser = build_parser()
-    debug = bool(os.environ.get("NNFRAME_DEBUG"))
+    debug = debug_enabled()
     try:
         try:
             args = parser.parse_args(argv)
@@ -660,6 +671,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except data.DatasetNotFoundError as exc:  # the problem first, then what was tried, in option names
+        if debug:
+            raise
+        headline, *details = data_error_lines(str(exc))
+        _error(headline)
+        print("\n".join(details), file=sys.stderr, flush=True)
+        return 1
     except BrokenPipeError:  # stdout closed early (nnframe summary ... | head -1): stop quietly
         _silence_stdout()
         return 141  # 128 + SIGPIPE, what a shell reports for other tools

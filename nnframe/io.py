@@ -28,14 +28,17 @@ input size and each metadata JSON field are capped. A bad file raises
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from nnframe import initializer as initializer_mod
 from nnframe import loss as loss_mod
 from nnframe import optimizer as optimizer_mod
 from nnframe import random as nn_random
@@ -329,12 +332,27 @@ def build_parts(ckpt: Checkpoint) -> tuple[Container, loss_mod.BaseLoss, optimiz
     if problems:
         raise CheckpointError(f"{name} does not match its own config: " + "; ".join(problems))
     try:
-        net.build((1, *shape))
+        with _zero_initializers(net):  # every value is about to be overwritten by the stored tensors
+            net.build((1, *shape))
     except MemoryError:
         raise CheckpointError(f"{name}: building the net for input {shape} ran out of memory") from None
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{name}: cannot build the net for input shape {shape}: {exc}") from None
     return net, loss, optimizer
+
+
+@contextlib.contextmanager
+def _zero_initializers(net: Container) -> Iterator[None]:
+    """Let ``net.build`` allocate zeros instead of drawing initial weights (a float64 draw
+    costs twice the float32 parameters) when the stored tensors will replace them all."""
+    saved = [(leaf, leaf.initializers) for _, leaf in net.named_leaves()]
+    try:
+        for leaf, initializers in saved:
+            leaf.initializers = {key: initializer_mod.Zeros() for key in initializers}
+        yield
+    finally:
+        for leaf, initializers in saved:
+            leaf.initializers = initializers
 
 
 def _count_layers(config: Any) -> int:

@@ -132,10 +132,16 @@ def test_not_found_lists_every_place_and_how_to_get_it(tmp_path, monkeypatch, is
         load_fashion_mnist(given, progress=False)
     assert isinstance(info.value, FileNotFoundError)
     message = str(info.value)
+    # an explicit data_dir is used or fails: no fallback to the other places (issue 10 item 12)
+    assert message.startswith(f"Fashion-MNIST not found in the data_dir given ({given})")
+    assert f"{given} (data_dir argument): missing t10k-labels-idx1-ubyte.gz" in message
+    assert f"{given / 'fashion-mnist'} (data_dir argument): does not exist" in message
+    assert "NNFRAME_DATA" not in message.split("To get it")[0] and "download " not in message
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_fashion_mnist(None, progress=False)
+    message = str(info.value)
     for expected in (
         "Fashion-MNIST not found",
-        f"{given} (data_dir argument): missing t10k-labels-idx1-ubyte.gz",
-        f"{given / 'fashion-mnist'} (data_dir argument): does not exist",
         f"{tmp_path / 'envdir' / 'fashion-mnist'} ($NNFRAME_DATA): does not exist",
         f"{isolated / '.cache' / 'nnframe' / 'fashion-mnist'} (user cache)",
         f"{tmp_path / 'sys' / 'fashion-mnist'} (system copy): does not exist",
@@ -147,6 +153,24 @@ def test_not_found_lists_every_place_and_how_to_get_it(tmp_path, monkeypatch, is
         assert expected in message, (expected, message)
     # the failed download stopped at the first file: no waiting on the other three
     assert "t10k-labels-idx1-ubyte.gz: " not in message.split("download", 1)[1].split("To get it")[0]
+
+
+def test_an_explicit_data_dir_is_used_even_when_a_system_copy_exists(tmp_path, monkeypatch, isolated):
+    system = tmp_path / "sys"
+    make_idx_files(system / "fashion-mnist")
+    monkeypatch.setattr(ds, "SYSTEM_DATA_DIRS", [system])
+    assert load_fashion_mnist(None, download=False, progress=False)[0][0].shape[0] > 0  # found there
+    with pytest.raises(DatasetNotFoundError, match="not found in the data_dir given"):
+        load_fashion_mnist(tmp_path / "mistyped", download=False, progress=False)
+
+
+def test_a_failed_download_leaves_no_empty_cache_folders(tmp_path, monkeypatch, isolated):
+    monkeypatch.setattr(ds, "SYSTEM_DATA_DIRS", [tmp_path / "sys"])
+    monkeypatch.setitem(ds.MIRRORS, "mnist", [CLOSED_PORT_URL])
+    cache_root = isolated / ".cache"
+    with pytest.raises(DatasetNotFoundError):
+        load_mnist(progress=False)
+    assert not (cache_root / "nnframe").exists()
 
 
 def test_download_false_says_so():

@@ -99,9 +99,30 @@ def test_bad_files_say_what_is_wrong_and_where(tmp_path, content, message, compr
 def test_lying_header_does_not_allocate_the_claimed_size(tmp_path):
     # 2**32-1 cubed elements of float64 would be ~6e29 bytes: must fail on size, not on memory
     content = bytes([0, 0, 0x0E, 3]) + struct.pack(">III", 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(64)
-    for compress in (False, True):
-        with pytest.raises(IDXFormatError, match="truncated"):
+    for compress, reason in ((False, "truncated"), (True, "more than the 1073741824 accepted")):
+        with pytest.raises(IDXFormatError, match=reason):
             read_idx(_raw(tmp_path, content, name=f"huge{compress}", compress=compress))
+
+
+def test_a_gzip_bomb_claiming_many_images_is_refused_before_reading(tmp_path):
+    import tracemalloc  # noqa: PLC0415
+
+    # 64 MiB of zeros behind a header claiming 2**32 - 1 images of 28x28: the old reader kept
+    # every chunk and joined them (2x the stream) before reporting "truncated"
+    stream = gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">III", 2**32 - 1, 28, 28) + bytes(64 << 20))
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(stream)
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXFormatError, match="more than the 1073741824 accepted"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">III", 60000, 28, 28) + bytes(1 << 20)))
+    with pytest.raises(IDXFormatError, match=r"truncated: header says shape \(60000, 28, 28\)"):
+        read_idx(path)  # within the bound: read as it arrives, into one buffer
 
 
 def test_truncated_gzip_stream(tmp_path):

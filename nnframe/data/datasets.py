@@ -2,7 +2,8 @@
 
 Where a data set is looked for, in order (the first place holding every file wins):
 
-1. the ``data_dir`` argument (the directory itself, then ``data_dir/<name>``);
+1. the ``data_dir`` argument (the directory itself, then ``data_dir/<name>``); when it
+   is given and holds no copy, that is an error: an explicit place is never skipped;
 2. ``$NNFRAME_DATA/<name>``, then ``$NNFRAME_DATA`` itself;
 3. the user cache ``$XDG_CACHE_HOME/nnframe/<name>`` (default ``~/.cache/nnframe/<name>``);
 4. system copies ``<dir>/<name>`` for each ``<dir>`` in :data:`SYSTEM_DATA_DIRS`
@@ -22,6 +23,7 @@ anything; the Python version of the archive is pickled and is never opened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import tarfile
@@ -49,6 +51,16 @@ MIRRORS: dict[str, list[str]] = {
     ],
     "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
     "cifar10": ["https://www.cs.toronto.edu/~kriz/"],
+}
+
+#: Published size in bytes of each downloaded file (the mirrors' listings); a download stops
+#: once it exceeds the size by an eighth (its MD5 would not match anyway).
+SIZES: dict[str, dict[str, int]] = {
+    "mnist": {"train-images-idx3-ubyte.gz": 9912422, "train-labels-idx1-ubyte.gz": 28881,
+              "t10k-images-idx3-ubyte.gz": 1648877, "t10k-labels-idx1-ubyte.gz": 4542},
+    "fashion-mnist": {"train-images-idx3-ubyte.gz": 26421880, "train-labels-idx1-ubyte.gz": 29515,
+                      "t10k-images-idx3-ubyte.gz": 4422102, "t10k-labels-idx1-ubyte.gz": 5148},
+    "cifar10": {"cifar-10-binary.tar.gz": 170052171},
 }
 
 #: Published MD5 of each downloaded file: MNIST as listed in torchvision's ``datasets/mnist.py``,
@@ -290,13 +302,27 @@ _DATASETS: dict[str, _Dataset] = {
 
 
 def _download(ds: _Dataset, mirrors: Sequence[str], progress: bool) -> tuple[dict[str, Path] | None, list[str]]:
-    """Download the missing files into the user cache; the located files, or the failures."""
+    """Download the missing files into the user cache; the located files, or the failures.
+
+    Folders this call creates are removed again if the download fails and leaves them empty.
+    """
     cache = user_cache_dir(ds.name)
-    failures: list[str] = []
+    created = [p for p in (cache.parent.parent, cache.parent, cache) if not p.exists()]
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return None, [f"download: cannot create the cache directory {cache} ({exc})"]
+    found, failures = _download_into(ds, cache, mirrors, progress)
+    if found is None:
+        for folder in reversed(created):  # innermost first; only if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return found, failures
+
+
+def _download_into(ds: _Dataset, cache: Path, mirrors: Sequence[str],
+                   progress: bool) -> tuple[dict[str, Path] | None, list[str]]:
+    failures: list[str] = []
     if not mirrors:
         return None, ["download: no mirror configured"]
     for fname, md5 in CHECKSUMS[ds.name].items():
@@ -305,7 +331,9 @@ def _download(ds: _Dataset, mirrors: Sequence[str], progress: bool) -> tuple[dic
         for base in mirrors:
             url = base if base.endswith(fname) else base.rstrip("/") + "/" + fname
             try:
-                download_file(url, cache / fname, md5=md5, progress=progress)
+                size = SIZES.get(ds.name, {}).get(fname)
+                download_file(url, cache / fname, md5=md5, progress=progress,
+                              max_bytes=None if size is None else size + size // 8)
                 break
             except DownloadError as exc:
                 failures.append(f"download {exc}")
@@ -328,6 +356,12 @@ def _resolve(ds: _Dataset, data_dir: str | os.PathLike | None, download: bool, p
         if found is not None:
             return found
         tried.append(f"{directory} ({label}): {why}")
+        if data_dir is not None and len(tried) == 2:  # an explicit place is used or fails, never skipped
+            raise DatasetNotFoundError(
+                f"{ds.title} not found in the data_dir given ({Path(data_dir).expanduser()}). Places tried:\n"
+                + "".join(f"  {i}. {t}\n" for i, t in enumerate(tried, 1))
+                + "To get it:\n" + "".join(f"  - {h}\n" for h in ds.hints)
+                + "  - or leave data_dir out to search the usual places (and download)")
     if download:
         found, failures = _download(ds, MIRRORS[ds.name] if mirrors is None else list(mirrors), progress)
         if found is not None:

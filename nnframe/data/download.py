@@ -25,7 +25,7 @@ class DownloadError(OSError):
 
 
 def download_file(url: str, dest: str | Path, md5: str | None = None, sha256: str | None = None,
-                  progress: bool = True, timeout: float = 60.0) -> Path:
+                  progress: bool = True, timeout: float = 60.0, max_bytes: int | None = None) -> Path:
     """Download ``url`` to ``dest``, verifying its length and checksums, atomically.
 
     Args:
@@ -35,13 +35,15 @@ def download_file(url: str, dest: str | Path, md5: str | None = None, sha256: st
         sha256: expected SHA-256 hex digest, or ``None``.
         progress: show a tqdm progress bar on stderr.
         timeout: seconds to wait for the connection and for each read.
+        max_bytes: the most bytes accepted: a larger ``Content-Length`` is refused before
+            reading, and the transfer stops as soon as more arrive (``None``: no limit).
 
     Returns:
         ``dest`` as a :class:`~pathlib.Path`.
 
     Raises:
-        DownloadError: HTTP error status, network error, truncated body or checksum
-            mismatch. ``dest`` is then left as it was (absent, or the previous file).
+        DownloadError: HTTP error status, network error, truncated or oversized body,
+            or checksum mismatch. ``dest`` is then left as it was (absent, or the previous file).
     """
     import http.client  # noqa: PLC0415 - lazily, see the import block
     import urllib.error  # noqa: PLC0415
@@ -63,6 +65,9 @@ def download_file(url: str, dest: str | Path, md5: str | None = None, sha256: st
     with response:
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
+        if max_bytes is not None and expected is not None and expected > max_bytes:
+            raise DownloadError(f"{url}: the server announces {expected} bytes, more than the {max_bytes} "
+                                "expected for this file; nothing was downloaded")
         digests = {"md5": hashlib.md5(usedforsecurity=False), "sha256": hashlib.sha256()}
         received = 0
         with atomic_write(dest) as f, tqdm(total=expected, unit="B", unit_scale=True,
@@ -75,6 +80,9 @@ def download_file(url: str, dest: str | Path, md5: str | None = None, sha256: st
                         d.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
+                    if max_bytes is not None and received > max_bytes:
+                        raise DownloadError(f"{url}: more than the {max_bytes} bytes expected for this file "
+                                            "arrived; the download was stopped and discarded")
             except (OSError, http.client.HTTPException) as exc:
                 raise DownloadError(f"{url}: connection failed after {received} bytes ({exc!r})") from exc
             if expected is not None and received != expected:

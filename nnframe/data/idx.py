@@ -37,17 +37,24 @@ IDX_TYPES: dict[int, np.dtype] = {
 _CODE_OF_DTYPE = {dt.newbyteorder("="): code for code, dt in IDX_TYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 22  # read compressed files 4 MiB at a time, never a header-sized allocation
+#: the most data bytes an IDX header may declare (MNIST's largest file holds 47 MB)
+MAX_IDX_BYTES = 1 << 30
 
 
 class IDXFormatError(ValueError):
     """A file is not a valid IDX file; the message names the file and what is wrong."""
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read an IDX file (raw or gzip-compressed) into a native-byte-order array.
+
+    The size the header declares is checked against ``max_bytes`` (and, for a raw file,
+    against the file's size) before anything is read, and the data is read into one
+    buffer of that size as it streams in, so a file costs at most its declared size.
 
     Args:
         path: the file.
+        max_bytes: the most data bytes accepted (default :data:`MAX_IDX_BYTES`).
 
     Returns:
         A writable array with the file's shape and dtype (``uint8`` for MNIST images
@@ -56,7 +63,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Raises:
         FileNotFoundError: if the file does not exist.
         IDXFormatError: for a bad magic number, an unknown type code, zero dimensions,
-            a truncated header or body, trailing bytes, or a corrupt gzip stream.
+            a declared size above ``max_bytes``, a truncated header or body, trailing bytes,
+            or a corrupt gzip stream.
     """
     path = Path(path)
     with open(path, "rb") as raw:
@@ -65,13 +73,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         if compressed:
             with gzip_module.GzipFile(fileobj=raw, mode="rb") as f:
                 try:
-                    return _read_stream(f, path, file_size=None)
+                    return _read_stream(f, path, None, max_bytes)
                 except (OSError, EOFError, zlib.error) as exc:
                     raise IDXFormatError(f"{path}: corrupt or truncated gzip data ({exc})") from exc
-        return _read_stream(raw, path, file_size=os.fstat(raw.fileno()).st_size)
+        return _read_stream(raw, path, os.fstat(raw.fileno()).st_size, max_bytes)
 
 
-def _read_stream(f: BinaryIO, path: Path, file_size: int | None) -> np.ndarray:
+def _read_stream(f: BinaryIO, path: Path, file_size: int | None, max_bytes: int) -> np.ndarray:
     head = f.read(4)
     if len(head) < 4:
         raise IDXFormatError(f"{path}: file too short for an IDX header ({len(head)} bytes, need 4)")
@@ -101,13 +109,17 @@ def _read_stream(f: BinaryIO, path: Path, file_size: int | None) -> np.ndarray:
     header = 4 + 4 * ndim
     if file_size is not None and file_size != header + nbytes:
         _raise_size_mismatch(path, shape, dtype, nbytes, file_size - header)
-    data = _read_exactly(f, nbytes)
-    if len(data) != nbytes:
-        _raise_size_mismatch(path, shape, dtype, nbytes, len(data))
+    if nbytes > max_bytes:
+        raise IDXFormatError(f"{path}: the header declares shape {shape} of {dtype.newbyteorder('=').name} = "
+                             f"{nbytes} bytes of data, more than the {max_bytes} accepted (max_bytes)")
+    data = np.empty(nbytes, dtype=np.uint8)  # filled as the stream is read: pages cost only when written
+    got = _read_into(f, memoryview(data))
+    if got != nbytes:
+        _raise_size_mismatch(path, shape, dtype, nbytes, got)
     if f.read(1):
         _raise_size_mismatch(path, shape, dtype, nbytes, None)
-    # astype copies: the result is writable and in native byte order
-    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    array = data.view(dtype).reshape(shape)
+    return array if dtype.isnative else array.byteswap().view(dtype.newbyteorder("="))
 
 
 def _raise_size_mismatch(path: Path, shape: tuple[int, ...], dtype: np.dtype,
@@ -119,17 +131,15 @@ def _raise_size_mismatch(path: Path, shape: tuple[int, ...], dtype: np.dtype,
     raise IDXFormatError(f"{path}: {kind}: {what}, found {found}")
 
 
-def _read_exactly(f: BinaryIO, nbytes: int) -> bytes:
-    """Read up to ``nbytes`` in chunks, so a lying header cannot force a huge allocation."""
-    chunks = []
-    remaining = nbytes
-    while remaining > 0:
-        chunk = f.read(min(remaining, _CHUNK))
-        if not chunk:
+def _read_into(f: BinaryIO, buffer: memoryview) -> int:
+    """Fill ``buffer`` from ``f`` in chunks; return how many bytes arrived (fewer at end of stream)."""
+    done = 0
+    while done < len(buffer):
+        got = f.readinto(buffer[done : done + _CHUNK])
+        if not got:
             break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+        done += got
+    return done
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, gzip: bool = True) -> Path:
