@@ -29,6 +29,7 @@ input size and each metadata JSON field are capped. A bad file raises
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -38,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from nnframe import checkpoint_schema
 from nnframe import initializer as initializer_mod
 from nnframe import loss as loss_mod
 from nnframe import optimizer as optimizer_mod
@@ -210,6 +212,10 @@ def _write_all(file: Any, data: bytes) -> None:
 
 
 # ------------------------------------------------------------------------ reading
+def _no_constant(text: str) -> Any:
+    raise CheckpointError(f"{text} is not a number a checkpoint may hold (JSON has no NaN or infinity)")
+
+
 def _json_field(metadata: dict[str, str], key: str, name: str) -> dict[str, Any]:
     if key not in metadata:
         raise CheckpointError(f"{name}: metadata has no {key!r} entry")
@@ -217,7 +223,9 @@ def _json_field(metadata: dict[str, str], key: str, name: str) -> dict[str, Any]
         raise CheckpointError(f"{name}: metadata {key!r} is {len(metadata[key])} characters long, more than "
                               f"the {MAX_METADATA_JSON_CHARS} a checkpoint may hold")
     try:
-        value = json.loads(metadata[key])
+        value = json.loads(metadata[key], parse_constant=_no_constant)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{name}: metadata {key!r}: {exc}") from None
     except (ValueError, RecursionError) as exc:
         raise CheckpointError(f"{name}: metadata {key!r} is not valid JSON ({exc})") from None
     if not isinstance(value, dict):
@@ -242,11 +250,13 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
                               f"version {FORMAT_VERSION}")
     config = _json_field(metadata, "config", name)
     state = _json_field(metadata, "state", name)
-    for key, kind in (("net", dict), ("loss", dict), ("optimizer", dict)):
-        if not isinstance(config.get(key), kind):
+    for key in ("net", "loss", "optimizer"):
+        if not isinstance(config.get(key), dict):
             raise CheckpointError(f"{name}: config has no {key!r} object")
     if not isinstance(state.get("optimizer"), dict):
         raise CheckpointError(f"{name}: state has no 'optimizer' object")
+    checkpoint_schema.check_config(config, name)
+    checkpoint_schema.check_state(state, name)
     unknown = sorted(k for k in tensors if not k.startswith(("net/", "optimizer/"))
                      and not (k.startswith("callbacks/") and k.count("/") >= 2))
     if unknown:
@@ -450,7 +460,7 @@ def restore_generator(rng: np.random.Generator | None, state: Any, what: str) ->
         rng = np.random.Generator(_BIT_GENERATORS[state["bit_generator"]]())
     try:
         rng.bit_generator.state = state
-    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError) as exc:
         raise CheckpointError(f"bad generator state for {what}: {exc}") from None
     return rng
 
@@ -498,6 +508,14 @@ def restore_into(ckpt: Checkpoint, net: Container, optimizer: optimizer_mod.Base
             raise CheckpointError(f"{where}: bad scheduler state {sched_state!r}")
         if scheduler is None:
             scheduler = build_scheduler(sched_cfg, optimizer, ckpt.path)
+        probe = copy.copy(scheduler)  # load the state into a copy first: it must give a finite rate
+        probe.optimizer = copy.copy(optimizer)
+        try:
+            probe.load_state_dict(sched_state)
+            if not math.isfinite(float(probe.optimizer.lr)):
+                raise ValueError(f"it gives the learning rate {probe.optimizer.lr}")
+        except (ArithmeticError, ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(f"{where}: bad scheduler state {sched_state!r}: {exc}") from None
     # now load
     net.load_state_dict(ckpt.net_arrays)
     if ckpt.optimizer_arrays or iterations > 0:

@@ -208,3 +208,59 @@ def test_a_truncated_checkpoint_says_how_much_is_there(good, tmp_path):
     message = _refused(path)
     assert message.startswith(f"checkpoint {str(path)!r}: truncated: {len(blob) - 100} of {len(blob)} bytes")
     assert len(message) < 300 + len(str(path))
+
+
+# ------------------------------------------ item 9: every metadata field checked when read
+def _set(tree, dotted, value):
+    *parents, last = dotted.split(".")
+    for key in parents:
+        tree = tree[int(key)] if isinstance(tree, list) else tree.setdefault(key, {})
+    tree[int(last) if isinstance(tree, list) else last] = value
+
+
+MT_SHORT_KEY = {"bit_generator": "MT19937", "state": {"key": [1, 2, 3], "pos": 0}}
+PLAUSIBLE_BUT_WRONG = [
+    ("state", "rng", [1], "state.rng must be a JSON object"),
+    ("state", "rng", "x", "state.rng must be a JSON object"),
+    ("state", "optimizer.iterations", "Infinity", "Infinity is not a number a checkpoint may hold"),
+    ("state", "optimizer.iterations", -5, "state.optimizer.iterations must be an integer"),
+    ("state", "optimizer.iterations", 3.5, "state.optimizer.iterations must be an integer"),
+    ("state", "optimizer.iterations", 1e308, "state.optimizer.iterations must be an integer"),
+    ("state", "optimizer.lr", "NaN", "NaN is not a number a checkpoint may hold"),
+    ("state", "optimizer.lr", "-Infinity", "-Infinity is not a number a checkpoint may hold"),
+    ("state", "optimizer.lr", -0.1, "state.optimizer.lr must be a finite number >= 0.0"),
+    ("state", "shuffle_rng", MT_SHORT_KEY, "bad generator state for shuffling"),
+    ("config", "metrics", [{"class": "Metric"}], "unknown metric class"),
+    ("config", "net.layers.0.config.name", ["x"], "name must be a string or None, got ['x']"),
+    ("config", "metadata.dataset", 5, "metadata.dataset must be a string"),
+    ("config", "metadata.batch_size", [1], "metadata.batch_size must be an integer"),
+    ("config", "metadata.validation_split", {}, "metadata.validation_split must be a number"),
+]
+
+
+@pytest.mark.parametrize("section, field, value, expected", PLAUSIBLE_BUT_WRONG,
+                         ids=[f"{s}.{f}={v!r}" for s, f, v, _ in PLAUSIBLE_BUT_WRONG])
+def test_a_plausible_but_wrong_field_is_a_checkpoint_error(good, tmp_path, section, field, value, expected):
+    blob, header = good
+    header = json.loads(json.dumps(header))
+    tree = json.loads(header["__metadata__"][section])
+    _set(tree, field, "@@" if isinstance(value, str) and value.lstrip("-") in ("NaN", "Infinity") else value)
+    text = json.dumps(tree)
+    if isinstance(value, str) and value.lstrip("-") in ("NaN", "Infinity"):
+        text = text.replace('"@@"', value)  # a bare JSON constant, as Python's json writes it
+    header["__metadata__"][section] = text
+    n = int.from_bytes(blob[:8], "little")
+    message = _refused(_write(tmp_path / "c.safetensors", header, blob[8 + n:]))
+    assert expected in message
+
+
+def test_a_scheduler_state_that_overflows_is_a_checkpoint_error(good, tmp_path):
+    blob, header = good
+    header = json.loads(json.dumps(header))
+    config, state = (json.loads(header["__metadata__"][k]) for k in ("config", "state"))
+    config["scheduler"] = {"class": "StepLR", "step_size": 1, "gamma": 10.0}
+    state["scheduler"] = {"last_step": 1000, "base_lr": 0.01}
+    header["__metadata__"].update(config=json.dumps(config), state=json.dumps(state))
+    n = int.from_bytes(blob[:8], "little")
+    message = _refused(_write(tmp_path / "c.safetensors", header, blob[8 + n:]))
+    assert "bad scheduler state" in message

@@ -79,6 +79,7 @@ class Layer:
     propagates_mask: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None) -> None:
+        check_name(type(self).__name__, name)
         self._name = name
         self.params: dict[str, Array | None] = {p: None for p in self.param_names}
         self.nt_params: dict[str, Array | None] = {p: None for p in self.nt_param_names}
@@ -401,6 +402,12 @@ def layer_from_config(config: dict[str, Any]) -> Layer:
 def layer_to_config(layer: Layer) -> dict[str, Any]:
     """Return ``{"class": name, "config": layer.get_config()}`` for :func:`layer_from_config`."""
     return {"class": type(layer).registry_name, "config": layer.get_config()}
+
+
+def check_name(owner: str, name: Any) -> None:
+    """Raise ``TypeError`` unless a layer's ``name`` is a string or ``None`` (quoting what it got)."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"{owner}: name must be a string or None, got {name!r}")
 
 
 def check_rate(owner: str, name: str, value: float, low: float = 0.0, high: float = 1.0) -> float:

@@ -36,7 +36,7 @@ import numpy as np
 from nnframe import backend
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
-from nnframe.layer.base import Layer, as_shape, implements_shape_inference, infer_output_shape
+from nnframe.layer.base import Layer, as_shape, check_name, implements_shape_inference, infer_output_shape
 from nnframe.parameter import ParamBuffer, ParamLayout
 
 
@@ -51,12 +51,15 @@ class Container(Layer):
     Args:
         name: the layer name.
         dtype: the float dtype of parameters and activations (default: the framework
-            default when built). Float input of another dtype and unsigned-integer input
-            (uint8 pixels) reaching the root are cast to it.
+            default when built). Float input of another dtype and integer input (uint8
+            pixels, int64 arrays) reaching the root are cast to it, by ``forward`` as by
+            ``fit``/``evaluate``/``predict``; a net whose first layer takes integer ids
+            (an embedding) gets them unchanged.
     """
 
     def __init__(self, name: str | None = None, dtype: Any = None) -> None:
         # the Layer fields, except params/grads/nt_params, which come from the children
+        check_name(type(self).__name__, name)
         self._name = name
         self._is_training = True
         self.ctx: dict[str, Any] = {}
@@ -401,10 +404,10 @@ class Container(Layer):
         kind = inputs.dtype.kind
         if kind in "iu" and self.accepts_integer_input:
             return inputs
-        if kind in "fub" and inputs.dtype != self.dtype:
-            return inputs.astype(self.dtype)
-        if kind not in "fub":
-            raise ShapeError(f"{self.name}: expected float or unsigned-integer input, got dtype {inputs.dtype}")
+        if kind in "fuib" and inputs.dtype != self.dtype:
+            return inputs.astype(self.dtype)  # one rule for forward, fit, evaluate and predict
+        if kind not in "fuib":
+            raise ShapeError(f"{self.name}: expected float, integer or bool input, got dtype {inputs.dtype}")
         return inputs
 
     def _pack(self) -> None:
