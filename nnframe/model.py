@@ -169,6 +169,8 @@ class Model:
             ``inputs`` ``(N, ...)``; ``targets`` integer labels ``(N,)``, one-hot ``(N, K)``
             or whatever the loss takes.
         """
+        if len(inputs) == 0:
+            raise ValueError("train_step: the batch is empty (0 samples); a step needs at least one")
         preds = self.forward(inputs)
         loss, step = self.backward(preds, targets)
         self.apply_grad(step)
@@ -245,7 +247,10 @@ class Model:
             x, y = dist.evaluation_shard(self.optimizer, x, y)
         trackers: dict[str, metrics_mod.Mean] = {}
         with self.mode(training=False):
-            for xb, yb in self._batches(x, y, batch_size):
+            for index, (xb, yb) in enumerate(self._batches(x, y, batch_size)):
+                if xb.dtype.kind == "f" and not bool(backend.xp().isfinite(xb).all()):
+                    raise ValueError(f"evaluate: x holds NaN or infinity (in the batch of samples from "
+                                     f"{index * batch_size}); the loss would be NaN")
                 self.last_loss_weight = None
                 logs = self.eval_step(xb, yb)
                 loss_weight = self._loss_weight(len(xb))
@@ -421,6 +426,9 @@ class Model:
             (x, y), validation_data = data_mod.train_val_split(
                 x, y, validation_split, rng=np.random.default_rng(self.split_seed))
         train_batches = self._batches(x, y, batch_size, shuffle=shuffle, rng=self.shuffle_rng)
+        if len(train_batches) == 0:
+            raise ValueError(f"fit: no training samples (x has {len(x)} after the validation split); "
+                             "fit needs at least one")
         if session is not None:
             train_batches = session.batches(train_batches)
         cbs.set_params({"epochs": epochs, "initial_epoch": initial_epoch, "steps": len(train_batches),
@@ -745,6 +753,6 @@ def _metric_from_config(config: Any) -> str | metrics_mod.Metric:
         raise TypeError(f"expected a metric name or object, got {type(config).__name__}")
     config = dict(config)
     cls = getattr(metrics_mod, str(config.pop("class", "")), None)
-    if not (isinstance(cls, type) and issubclass(cls, metrics_mod.Metric)):
+    if not (isinstance(cls, type) and issubclass(cls, metrics_mod.Metric)) or cls is metrics_mod.Metric:
         raise ValueError(f"unknown metric class in {config!r}")
     return cls(**config)

@@ -32,7 +32,7 @@ class Net(Container):
             object may appear twice: it then shares its parameters and its gradients add up.
         dtype: the float dtype of parameters and activations (default: the framework
             default when the net is built). Float input of another dtype and
-            unsigned-integer input (e.g. uint8 pixels) are cast to it; the cast never
+            integer input (e.g. uint8 pixels) are cast to it; the cast never
             changes the parameters.
         name: the layer name (used in summaries and error messages).
     """
