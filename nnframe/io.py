@@ -453,7 +453,8 @@ def restore_generator(rng: np.random.Generator | None, state: Any, what: str) ->
     Raises:
         CheckpointError: for a malformed state or an unknown bit generator.
     """
-    if not isinstance(state, dict) or state.get("bit_generator") not in _BIT_GENERATORS:
+    if not isinstance(state, dict) or not isinstance(state.get("bit_generator"), str) \
+            or state["bit_generator"] not in _BIT_GENERATORS:
         raise CheckpointError(f"bad generator state for {what}: expected a dict naming one of "
                               f"{sorted(_BIT_GENERATORS)}")
     if rng is None or type(rng.bit_generator).__name__ != state["bit_generator"]:
