@@ -111,3 +111,19 @@ def test_the_interrupt_hint_starts_a_new_line_and_can_be_pasted(tmp_path, monkey
     line = next(t for t in err.split("\n") if "interrupted" in t)
     assert line.startswith("nnframe: error: interrupted;")
     assert f"continue with: nnframe train --resume {out_path} --epochs 3 --data-dir {tmp_path / 'data'}" in line
+
+
+@pytest.mark.slow
+def test_a_modified_data_set_copy_is_refused_unless_allowed(tmp_path, monkeypatch):
+    from nnframe.data import integrity  # noqa: PLC0415
+
+    _isolate(monkeypatch, tmp_path / "home")
+    arrays = make_dataset(tmp_path / "data", n_train=64, n_test=20)
+    shapes = {"train-images-idx3-ubyte.gz": arrays["train"][0].shape[:3], "train-labels-idx1-ubyte.gz": (64,),
+              "t10k-images-idx3-ubyte.gz": arrays["t10k"][0].shape[:3], "t10k-labels-idx1-ubyte.gz": (20,)}
+    monkeypatch.setitem(integrity.CONTENT_DIGESTS, "fashion-mnist", {f: (s, "0" * 64) for f, s in shapes.items()})
+    status, _, err = run(train_args(tmp_path / "data", tmp_path / "a.safetensors", "--epochs", 1))
+    assert status == 1 and "its content is not Fashion-MNIST's" in err and "--allow-modified-data" in err
+    status, _, err = run(train_args(tmp_path / "data", tmp_path / "a.safetensors", "--epochs", 1,
+                                    "--allow-modified-data"))
+    assert status == 0, err

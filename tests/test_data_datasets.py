@@ -9,6 +9,8 @@ and skips where it is absent.
 import hashlib
 import http.server
 import io
+import json
+import os
 import tarfile
 import threading
 from pathlib import Path
@@ -23,6 +25,7 @@ from nnframe.data import (
     DownloadError,
     IDXFormatError,
     download_file,
+    integrity,
     load_cifar10,
     load_dataset,
     load_fashion_mnist,
@@ -474,3 +477,64 @@ def test_user_cache_dir_follows_an_absolute_xdg_cache_home_only(tmp_path, isolat
     assert ds.user_cache_dir("mnist") == isolated / ".cache" / "nnframe" / "mnist"
     monkeypatch.setenv("HOME", str(tmp_path / "other-home"))  # HOME is read at each call
     assert ds.user_cache_dir() == tmp_path / "other-home" / ".cache" / "nnframe"
+
+
+# ------------------------------------------------ issue 10 item 11: content, not compression
+def _published_shape_copy(directory, labels_changed=False, pixel_changed=False):
+    """Files of Fashion-MNIST's published shapes whose digests we put in CONTENT_DIGESTS."""
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for prefix, n in (("train", 12), ("t10k", 4)):
+        images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        arrays[f"{prefix}-images-idx3-ubyte.gz"], arrays[f"{prefix}-labels-idx1-ubyte.gz"] = images, labels
+    digests = {f: (a.shape, integrity.array_digest(a)) for f, a in arrays.items()}
+    directory.mkdir()
+    if pixel_changed:
+        arrays["train-images-idx3-ubyte.gz"][5, 3, 7] ^= 1
+    if labels_changed:
+        arrays["t10k-labels-idx1-ubyte.gz"][2] = (arrays["t10k-labels-idx1-ubyte.gz"][2] + 1) % 10
+    for fname, array in arrays.items():
+        write_idx(directory / fname, array, gzip=fname.startswith("train"))  # raw and gzipped both
+    return digests
+
+
+@pytest.mark.parametrize("change", ["pixel", "label"])
+def test_a_changed_pixel_or_label_is_caught_and_named(tmp_path, monkeypatch, change):
+    digests = _published_shape_copy(tmp_path / "d", labels_changed=change == "label",
+                                     pixel_changed=change == "pixel")
+    monkeypatch.setitem(integrity.CONTENT_DIGESTS, "fashion-mnist", digests)
+    bad = "train-images-idx3-ubyte.gz" if change == "pixel" else "t10k-labels-idx1-ubyte"
+    with pytest.raises(integrity.DatasetIntegrityError, match=f"{bad}.*its content is not Fashion-MNIST's"):
+        load_fashion_mnist(tmp_path / "d", download=False)
+    (x, _), _ = load_fashion_mnist(tmp_path / "d", download=False, verify=False)  # the explicit override
+    assert x.shape == (12, 28, 28, 1)
+
+
+def test_the_verdict_is_cached_by_size_and_mtime(tmp_path, monkeypatch, isolated):
+    digests = _published_shape_copy(tmp_path / "d")
+    monkeypatch.setitem(integrity.CONTENT_DIGESTS, "fashion-mnist", digests)
+    load_fashion_mnist(tmp_path / "d", download=False)
+    verdicts = json.loads((isolated / ".cache" / "nnframe" / "verified.json").read_text())
+    assert len(verdicts) == 4
+    hashed = []
+    monkeypatch.setattr(integrity, "array_digest", lambda a: hashed.append(a.shape) or "x")
+    load_fashion_mnist(tmp_path / "d", download=False)
+    assert hashed == []  # every file's verdict came from the cache
+    path = tmp_path / "d" / "t10k-labels-idx1-ubyte.gz"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    with pytest.raises(integrity.DatasetIntegrityError, match="t10k-labels-idx1-ubyte"):
+        load_fashion_mnist(tmp_path / "d", download=False)  # touched: hashed again (the fake digest differs)
+    assert hashed == [(4,)]
+
+
+def test_a_copy_of_another_size_is_checked_structurally_only(tmp_path):
+    make_idx_files(tmp_path / "d")  # not the published shapes: one's own data in the IDX format
+    (x, _), _ = load_fashion_mnist(tmp_path / "d", download=False)
+    assert x.dtype == np.uint8
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="no Debian copy")
+def test_debian_s_fashion_mnist_matches_the_published_content(tmp_path, isolated):
+    (x, y), (xt, yt) = load_fashion_mnist(Path("/usr/share/datasets/fashion-mnist"), download=False)
+    assert x.shape == (60000, 28, 28, 1) and yt.shape == (10000,)

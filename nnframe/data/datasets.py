@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from nnframe.data import preprocessing
+from nnframe.data import integrity, preprocessing
 from nnframe.data.download import DownloadError, download_file
 from nnframe.data.idx import IDXFormatError, read_idx
 
@@ -405,7 +405,7 @@ def locate_dataset(name: str, data_dir: str | os.PathLike | None = None, downloa
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = True,
                  progress: bool = True, mirrors: Sequence[str] | None = None,
-                 standardize: bool = False) -> Arrays:
+                 standardize: bool = False, verify: bool = True) -> Arrays:
     """Load ``"mnist"``, ``"fashion-mnist"`` or ``"cifar10"`` (see the module docstring for where from).
 
     Args:
@@ -417,6 +417,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         standardize: return the images as float32 (the framework dtype) standardised
             per channel with the *training* set's mean and standard deviation (both sets),
             ready for ``fit``. Default ``False``: the uint8 pixels 0..255 as stored.
+        verify: compare a copy of the published shape with the published content
+            (:mod:`nnframe.data.integrity`); ``False`` for a copy modified on purpose.
 
     Returns:
         ``((x_train, y_train), (x_test, y_test))``: ``x`` uint8 NHWC (float with
@@ -427,9 +429,18 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         DatasetNotFoundError: no copy found and none downloaded; the message says where it
             looked and how to get the data.
         IDXFormatError, DatasetFormatError: a file was found but is damaged.
+        DatasetIntegrityError: a file has the published shape but not the published content.
     """
     ds = _dataset(name)
-    arrays = ds.read(_resolve(ds, data_dir, download, progress, mirrors))
+    found = _resolve(ds, data_dir, download, progress, mirrors)
+    arrays = ds.read(found)
+    if ds.locate is _locate_idx:
+        (x_train, y_train), (x_test, y_test) = arrays
+        stored = {"train-images-idx3-ubyte.gz": x_train[..., 0], "train-labels-idx1-ubyte.gz": y_train,
+                  "t10k-images-idx3-ubyte.gz": x_test[..., 0], "t10k-labels-idx1-ubyte.gz": y_test}
+        integrity.verify_arrays(ds.name, ds.title, {
+            fname: (Path(found[fname]), array.astype(np.uint8, copy=False)) for fname, array in stored.items()
+        }, user_cache_dir(), verify)
     if not isinstance(standardize, bool):
         raise TypeError(f"load_dataset: standardize must be True or False, got {standardize!r}")
     if standardize:
@@ -441,7 +452,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True, progress: bool = True,
-               mirrors: Sequence[str] | None = None, standardize: bool = False) -> Arrays:
+               mirrors: Sequence[str] | None = None, standardize: bool = False,
+               verify: bool = True) -> Arrays:
     """MNIST handwritten digits: 60000 training and 10000 test images.
 
     Args:
@@ -451,6 +463,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
         mirrors: base URLs instead of ``MIRRORS["mnist"]``.
         standardize: float32 images standardised with the training set's per-channel
             mean and standard deviation, instead of uint8 pixels (see :func:`load_dataset`).
+        verify: check a copy of the published shape against the published content
+            (``False`` for a copy modified on purpose; see :func:`load_dataset`).
 
     Returns:
         ``((x_train, y_train), (x_test, y_test))``.
@@ -461,12 +475,12 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
     Raises:
         DatasetNotFoundError: with every place tried and how to get the data.
     """
-    return load_dataset("mnist", data_dir, download, progress, mirrors, standardize)
+    return load_dataset("mnist", data_dir, download, progress, mirrors, standardize, verify)
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
                        progress: bool = True, mirrors: Sequence[str] | None = None,
-                       standardize: bool = False) -> Arrays:
+                       standardize: bool = False, verify: bool = True) -> Arrays:
     """Fashion-MNIST (Zalando article images): 60000 training and 10000 test images.
 
     Debian's ``dataset-fashion-mnist`` package installs a copy this finds in
@@ -476,12 +490,12 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool
         ``x``: ``(N, 28, 28, 1)`` uint8 (float32 with ``standardize=True``); ``y``: ``(N,)`` int64
         in ``0..9`` (:data:`CLASS_NAMES`).
     """
-    return load_dataset("fashion-mnist", data_dir, download, progress, mirrors, standardize)
+    return load_dataset("fashion-mnist", data_dir, download, progress, mirrors, standardize, verify)
 
 
 def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = True,
                  progress: bool = True, mirrors: Sequence[str] | None = None,
-                 standardize: bool = False) -> Arrays:
+                 standardize: bool = False, verify: bool = True) -> Arrays:
     """CIFAR-10 from its binary archive: 50000 training and 10000 test colour images.
 
     ``data_dir`` may hold ``cifar-10-binary.tar.gz`` or its extracted ``cifar-10-batches-bin/``.
@@ -490,7 +504,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
     Shapes:
         ``x``: ``(N, 32, 32, 3)`` uint8 (HWC, converted from the file's CHW); ``y``: ``(N,)`` int64.
     """
-    return load_dataset("cifar10", data_dir, download, progress, mirrors, standardize)
+    return load_dataset("cifar10", data_dir, download, progress, mirrors, standardize, verify)
 
 
 __all__ = [
