@@ -156,7 +156,7 @@ def _data_options(p: argparse.ArgumentParser, dataset_help: str) -> None:
                    help="a directory holding the data set's files, looked in first; then $NNFRAME_DATA, "
                         "the user cache (~/.cache/nnframe/NAME), /usr/share/datasets/NAME, and finally a "
                         "download into the user cache")
-    p.add_argument("--allow-modified-data", action="store_true",
+    p.add_argument("--modified-data", action="store_true",
                    help="use a local copy of a known data set even if its content differs from the published "
                         "data (checked by digest on first use)")
     p.add_argument("--no-download", action="store_true",
@@ -342,7 +342,7 @@ def _load(path: str) -> Model:
 
 def _load_test_set(args: argparse.Namespace, dataset: str) -> tuple[np.ndarray, np.ndarray]:
     (_, _), (x_test, y_test) = data.load_dataset(dataset, data_dir=args.data_dir, download=not args.no_download,
-                                                 verify=not args.allow_modified_data)
+                                                 verify=not args.modified_data)
     return x_test, y_test
 
 
@@ -432,7 +432,7 @@ def _train(args: argparse.Namespace) -> int:
 
     location = data.locate_dataset(dataset, data_dir=args.data_dir, download=not args.no_download)
     (x_train, y_train), (x_test, y_test) = data.load_dataset(dataset, data_dir=location, download=False,
-                                                             verify=not args.allow_modified_data)
+                                                             verify=not args.modified_data)
     num_classes = len(data.CLASS_NAMES[dataset])
     if args.resume is None:
         pixel_range = _value_range(x_train)

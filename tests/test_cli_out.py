@@ -123,7 +123,7 @@ def test_a_modified_data_set_copy_is_refused_unless_allowed(tmp_path, monkeypatc
               "t10k-images-idx3-ubyte.gz": arrays["t10k"][0].shape[:3], "t10k-labels-idx1-ubyte.gz": (20,)}
     monkeypatch.setitem(integrity.CONTENT_DIGESTS, "fashion-mnist", {f: (s, "0" * 64) for f, s in shapes.items()})
     status, _, err = run(train_args(tmp_path / "data", tmp_path / "a.safetensors", "--epochs", 1))
-    assert status == 1 and "its content is not Fashion-MNIST's" in err and "--allow-modified-data" in err
+    assert status == 1 and "its content is not Fashion-MNIST's" in err and "--modified-data" in err
     status, _, err = run(train_args(tmp_path / "data", tmp_path / "a.safetensors", "--epochs", 1,
-                                    "--allow-modified-data"))
+                                    "--modified-data"))
     assert status == 0, err

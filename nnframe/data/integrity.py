@@ -7,7 +7,7 @@ its bytes) is compared with :data:`CONTENT_DIGESTS` on first use; the verdict is
 cached in ``<user cache>/verified.json``, keyed by the file's path, size and
 modification time, so later loads skip the hashing. A mismatch raises
 :class:`DatasetIntegrityError` naming the file; ``verify=False`` (``nnframe ...
---allow-modified-data``) is the explicit override for copies changed on purpose.
+--modified-data``) is the explicit override for copies changed on purpose.
 
 Only arrays of the published shapes are compared: a copy with another number of images
 is not the published data set (a subset, or one's own data in its format) and gets the
@@ -102,7 +102,7 @@ def verify_arrays(name: str, title: str, arrays: Mapping[str, tuple[Path, np.nda
                 f"{path}: its content is not {title}'s: the SHA-256 of its decompressed array is "
                 f"{digest[:16]}..., the published data's is {expected[:16]}... (a changed pixel or label, "
                 "or another data set); restore the original, or pass verify=False (nnframe: "
-                "--allow-modified-data) if you changed it on purpose"
+                "--modified-data) if you changed it on purpose"
             )
         if stamp is not None:
             verdicts[key], changed = stamp, True
