@@ -470,13 +470,29 @@ def channel_rows(x: Array) -> tuple[Array, int]:
     return x.reshape(-1, reps * x.shape[-1]), reps
 
 
-def safe_softmax(x: Array, axis: int = -1) -> Array:
-    """Softmax along ``axis`` for masked scores: ``-inf`` entries get weight 0, and a slice
-    that is all ``-inf`` (every key masked) gives all zeros instead of NaN."""
+def safe_softmax(x: Array, axis: int = -1, keep: Array | None = None) -> Array:
+    """Softmax along ``axis`` for masked scores: hidden entries get weight 0, and a slice
+    whose entries are all hidden gives all zeros instead of NaN.
+
+    Entries are hidden by being ``-inf`` in ``x``, or ``False`` in ``keep`` (a bool array
+    broadcastable to ``x``). When every score lies within ``±60`` (checked with two whole-array
+    reductions) ``exp(x)`` can neither overflow nor underflow, so the per-slice maximum is
+    not subtracted (that reduction over a short last axis is the slowest step); otherwise it is.
+    """
     xp = backend.xp()
-    e = x - _finite_max(x, axis)
-    xp.exp(e, out=e)
+    if -_NO_SHIFT_LIMIT < float(x.min()) and float(x.max()) < _NO_SHIFT_LIMIT:  # False for NaN and -inf
+        e = xp.exp(x)
+        if keep is not None:
+            e *= keep
+    else:
+        if keep is not None:
+            x = xp.where(keep, x, -np.inf).astype(x.dtype, copy=False)
+        e = x - _finite_max(x, axis)
+        xp.exp(e, out=e)
     total = e.sum(axis=axis, keepdims=True)
-    total[total == 0.0] = 1.0  # all-masked slices: 0 / 1
+    total[total == 0.0] = 1.0  # all-hidden slices: 0 / 1
     e /= total
     return e
+
+
+_NO_SHIFT_LIMIT = 60.0  # exp(60) * 1e12 terms stays below float32's max; exp(-60) above its tiny

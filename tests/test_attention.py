@@ -192,3 +192,19 @@ def test_mask_route_from_embedding_hides_padded_keys():
     _, weights = mha.forward(pos.forward(emb.forward(ids)), mask=ids != 0, return_weights=True)
     np.testing.assert_array_equal(weights[0, :, :, 3:], 0.0)  # padded keys get no attention
     assert mha.compute_mask(None, ids != 0) is not None
+
+
+@pytest.mark.parametrize("scale", [1.0, 200.0], ids=["no-shift-path", "shifted-path"])
+def test_safe_softmax_with_keep_mask_matches_the_masked_formula(scale):
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(2, 3, 4, 5)) * scale).astype(np.float32)  # scale 200 leaves the ±60 window
+    keep = rng.random((1, 1, 4, 5)) < 0.6
+    keep[0, 0, 1] = False  # a fully hidden row
+    y = functional.safe_softmax(x, keep=keep)
+    masked = np.where(keep, x.astype(np.float64), -np.inf)
+    shift = np.where(np.isfinite(masked.max(-1, keepdims=True)), masked.max(-1, keepdims=True), 0.0)
+    e = np.exp(masked - shift)
+    expected = e / np.where(e.sum(-1, keepdims=True) == 0, 1.0, e.sum(-1, keepdims=True))
+    assert y.dtype == np.float32 and np.isfinite(y).all()
+    np.testing.assert_allclose(y, expected, rtol=2e-6, atol=1e-7)
+    np.testing.assert_array_equal(y[:, :, 1], 0.0)

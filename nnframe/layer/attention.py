@@ -140,9 +140,8 @@ class MultiHeadAttention(Layer):
         q = q * (1.0 / math.sqrt(d))  # scaled, contiguous (N, h, T, d)
         scores = q @ k.transpose(0, 1, 3, 2)  # (N, h, T, S)
         hidden = self._mask(n, t, s, key_padding_mask)
-        if hidden is not None:
-            scores += backend.xp().where(hidden, -np.inf, 0.0).astype(scores.dtype)  # -inf where hidden
-        weights = F.safe_softmax(scores, axis=-1)  # (N, h, T, S); fully hidden rows are 0
+        keep = None if hidden is None else ~hidden  # broadcastable to (N, h, T, S)
+        weights = F.safe_softmax(scores, axis=-1, keep=keep)  # (N, h, T, S); fully hidden rows are 0
         dropped, drop_mask = self._dropout(weights)
         ctx = (dropped @ v).transpose(0, 2, 1, 3).reshape(n, t, e)  # (N, T, h, d) -> (N, T, E)
         out = ctx @ self.params["w_out"]
