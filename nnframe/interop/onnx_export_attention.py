@@ -1,4 +1,5 @@
-"""ONNX converters for the attention family: MultiHeadAttention (self-attention), positional encodings.
+"""ONNX converters for the attention family: MultiHeadAttention (self-attention), positional encodings,
+Transformer blocks.
 
 Registered into :mod:`nnframe.interop.onnx_export`'s table when that module loads. The
 sequence length ``T`` is fixed by the exported input shape (only the batch is dynamic), so
@@ -12,7 +13,7 @@ import math
 import numpy as np
 
 from nnframe import backend, layer
-from nnframe.interop.onnx_export import ExportContext, Tensor, register
+from nnframe.interop.onnx_export import ExportContext, Tensor, convert_child, register
 from nnframe.layer.position import sinusoid_table
 
 
@@ -61,3 +62,19 @@ def _multi_head_attention(ctx: ExportContext, lay: layer.MultiHeadAttention, x: 
     if lay.bias:
         out = ctx.node("Add", [out, ctx.constant(lay.params["b_out"], "b_out")], "out_proj_bias")
     return Tensor(out, out_shape)
+
+
+@register(layer.TransformerEncoderBlock, layer.TransformerDecoderBlock)
+def _transformer_block(ctx: ExportContext, lay: layer.TransformerEncoderBlock, x: Tensor,
+                       out_shape: tuple) -> Tensor:
+    """Pre-norm block: ``h = x + attention(norm1(x))``, ``y = h + ff2(act(ff1(norm2(h))))`` (dropouts: nothing)."""
+    x = ctx.channels_last(x)
+    where = ctx.where
+    a = x
+    for name in ("norm1", "attention", "dropout1"):
+        a = convert_child(ctx, getattr(lay, name), a, f"{where}.{name}")
+    h = Tensor(ctx.node("Add", [x.name, a.name], "residual1"), x.shape)
+    f = h
+    for name in ("norm2", "ff1", "activation", "dropout_ff", "ff2", "dropout2"):
+        f = convert_child(ctx, getattr(lay, name), f, f"{where}.{name}")
+    return Tensor(ctx.node("Add", [h.name, f.name], "residual2"), out_shape)
