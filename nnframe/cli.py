@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from nnframe import callbacks, data, functional, layer, loss, optimizer, plot
+from nnframe import callbacks, data, layer, loss, optimizer, plot
 from nnframe import random as nn_random
 from nnframe.cli_paths import (
     DEFAULT_OUT,
@@ -435,7 +435,7 @@ def _train(args: argparse.Namespace) -> int:
                                                              verify=not args.modified_data)
     num_classes = len(data.CLASS_NAMES[dataset])
     if args.resume is None:
-        pixel_range = _value_range(x_train)
+        pixel_range = data.value_range(x_train)
         x_train, mean, std = data.standardize(x_train, dtype=model.net.dtype)
         model.metadata = {
             "dataset": dataset,
@@ -552,52 +552,16 @@ def _read_images(path: str, shape: tuple[int, ...]) -> np.ndarray:
                    f"{shape} or (N, {', '.join(map(str, shape))})")
 
 
-def _value_range(x: np.ndarray) -> list[float]:
-    """The range a training set's raw values can take: its integer dtype's, else its own."""
-    if x.dtype.kind in "ui":
-        info = np.iinfo(x.dtype)
-        return [int(info.min), int(info.max)]
-    return [float(x.min()), float(x.max())]
-
-
-def _trained_pixel_range(meta: dict[str, Any]) -> tuple[float, float] | tuple[None, None]:
-    """The raw pixel range the checkpoint was trained on (0..255 for the built-in data sets)."""
-    stored = meta.get("pixel_range")
-    if stored is not None:
-        if not (isinstance(stored, list) and len(stored) == 2 and all(isinstance(v, (int, float)) for v in stored)):
-            raise CLIError(f"checkpoint metadata 'pixel_range' must be [low, high], got {stored!r}")
-        return float(stored[0]), float(stored[1])
-    if meta.get("dataset") in DATASETS:  # checkpoints written before the range was stored
-        return 0.0, 255.0
-    return None, None
-
-
-def _check_pixels(path: str, images: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
-    """Refuse NaN/infinite values and values outside ``low..high``; floats in 0..1 for a 0..255 model
-    are taken as 0..255 with a notice on stderr."""
-    if images.dtype.kind == "f" and not np.all(np.isfinite(images)):
-        raise CLIError(f"{path}: holds NaN or infinite values; expected pixel values "
-                       + ("" if low is None else f"in {low:g}..{high:g}"))
-    if low is None or images.size == 0:
-        return images
-    lo, hi = float(images.min()), float(images.max())
-    if images.dtype.kind == "f" and (low, high) == (0.0, 255.0) and lo >= 0.0 and hi <= 1.0 and hi > 0.0:
+def _check_pixels(path: str, images: np.ndarray, pixel_range: tuple[float, float] | None) -> np.ndarray:
+    """:func:`nnframe.data.check_pixel_values`, with a notice on stderr when 0..1 floats are rescaled."""
+    try:
+        images, rescaled = data.check_pixel_values(images, pixel_range)
+    except ValueError as exc:
+        raise CLIError(f"{path}: {exc}") from None
+    if rescaled:
         print(f"{PROG}: note: {path}: float pixels in 0..1 taken as 0..255 (multiplied by 255), the range "
               "the model was trained on", file=sys.stderr, flush=True)
-        return images * 255.0
-    if lo < low or hi > high:
-        raise CLIError(f"{path}: pixel values must lie in {low:g}..{high:g}, the range the model was trained "
-                       f"on; got values in {lo:g}..{hi:g}")
     return images
-
-
-def _probabilities(model: Model, outputs: np.ndarray) -> np.ndarray:
-    if isinstance(model.loss, loss.SoftmaxCrossEntropy):
-        return functional.softmax(outputs.astype(np.float64), axis=1)
-    if isinstance(model.loss, loss.NLLLoss):
-        return np.exp(outputs.astype(np.float64))
-    raise CLIError(f"predict needs a classifier trained with SoftmaxCrossEntropy or NLLLoss, "
-                   f"this checkpoint uses {type(model.loss).__name__}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -605,13 +569,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = _load(args.checkpoint)
     shape = tuple(model.input_shape or ())
     names = model.metadata.get("class_names")
-    low, high = _trained_pixel_range(model.metadata)
+    try:
+        pixel_range = data.stored_pixel_range(model.metadata, f"checkpoint {args.checkpoint!r}")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     for path in args.files:
-        images = _check_pixels(path, _read_images(path, shape), low, high)
-        outputs = np.asarray(model.predict(preprocess(images, model, f"checkpoint {args.checkpoint!r}")))
-        if outputs.ndim != 2:
-            raise CLIError(f"predict needs (N, K) class scores; the model gives shape {outputs.shape}")
-        probs = _probabilities(model, outputs)
+        images = _check_pixels(path, _read_images(path, shape), pixel_range)
+        try:
+            probs = np.asarray(model.predict_proba(preprocess(images, model, f"checkpoint {args.checkpoint!r}")),
+                               dtype=np.float64)
+        except TypeError as exc:  # a loss without class probabilities (e.g. MSE)
+            raise CLIError(f"predict needs a classifier: {exc}") from None
+        if probs.ndim != 2:
+            raise CLIError(f"predict needs (N, K) class scores; the model gives shape {probs.shape}")
         for index, row in enumerate(probs):
             label = path if len(probs) == 1 else f"{path}[{index}]"
             order = np.argsort(-row, kind="stable")[: args.top]

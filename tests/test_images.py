@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from test_cli import encode_png
 
-from nnframe.data import ImageError, apply_stored_preprocessing, decode_image, fit_image, stored_standardization
+from nnframe.data import (
+    ImageError,
+    apply_stored_preprocessing,
+    check_pixel_values,
+    decode_image,
+    fit_image,
+    stored_pixel_range,
+    stored_standardization,
+    value_range,
+)
 from nnframe.data.images import OBJECT_FRACTION, resize
 
 
@@ -113,3 +122,22 @@ def test_stored_preprocessing_is_read_and_checked():
                 {"standardize": {"mean": [float("nan")], "std": [1.0]}}, "x"):
         with pytest.raises(ValueError, match="metadata|standardisation"):
             stored_standardization({"preprocessing": bad}, "ckpt")
+
+
+def test_the_trained_pixel_range_and_the_check_of_raw_pixels():
+    assert value_range(np.zeros(3, np.uint8)) == [0, 255] and value_range(np.array([0.5, 2.0])) == [0.5, 2.0]
+    assert stored_pixel_range({"pixel_range": [0, 1023]}) == (0.0, 1023.0)
+    assert stored_pixel_range({"dataset": "mnist"}) == (0.0, 255.0)  # written before the range was stored
+    assert stored_pixel_range({}) is None
+    for bad in ([0], [5, 1], ["0", 255], [0, float("inf")], [True, 255]):
+        with pytest.raises(ValueError, match="pixel_range"):
+            stored_pixel_range({"pixel_range": bad}, "ckpt")
+    pixels, rescaled = check_pixel_values(np.full((2, 2), 0.5), (0.0, 255.0))
+    assert rescaled and np.all(pixels == 127.5)
+    pixels, rescaled = check_pixel_values(np.full((2, 2), 1, np.uint8), (0.0, 255.0))
+    assert not rescaled and pixels.dtype == np.uint8  # integers are never rescaled
+    with pytest.raises(ValueError, match=r"0\.\.255.*got values in -1\.\.3"):
+        check_pixel_values(np.array([-1.0, 3.0]), (0.0, 255.0))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        check_pixel_values(np.array([np.nan]), None)
+    assert check_pixel_values(np.array([1e6]), None)[0][0] == 1e6  # no range known: no check

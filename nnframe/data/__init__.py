@@ -32,18 +32,21 @@ from nnframe.data.images import ImageError, decode_image, fit_image
 from nnframe.data.png import PNGFormatError, read_png
 from nnframe.data.preprocessing import (
     apply_stored_preprocessing,
+    check_pixel_values,
     one_hot,
     scale_pixels,
     standardize,
+    stored_pixel_range,
     stored_standardization,
     train_val_split,
+    value_range,
 )
 
 __all__ = [
     "CHECKSUMS", "CLASS_NAMES", "MIRRORS", "SYSTEM_DATA_DIRS", "BatchIterator", "DatasetFormatError",
     "DatasetNotFoundError", "DownloadError", "IDXFormatError", "ImageError", "PNGFormatError",
-    "apply_stored_preprocessing", "batches", "decode_image", "download_file", "fit_image",
-    "load_cifar10",
-    "load_dataset", "load_fashion_mnist", "load_mnist", "locate_dataset", "one_hot", "read_idx", "read_png",
-    "scale_pixels", "standardize", "stored_standardization", "train_val_split", "user_cache_dir", "write_idx",
+    "apply_stored_preprocessing", "batches", "check_pixel_values", "decode_image", "download_file", "fit_image",
+    "load_cifar10", "load_dataset", "load_fashion_mnist", "load_mnist", "locate_dataset", "one_hot", "read_idx",
+    "read_png", "scale_pixels", "standardize", "stored_pixel_range", "stored_standardization", "train_val_split",
+    "user_cache_dir", "value_range", "write_idx",
 ]

@@ -193,3 +193,63 @@ def apply_stored_preprocessing(x: Any, metadata: Any, dtype: Any, where: str = "
         raise ValueError(f"{where}: the stored normalisation has {mean.shape[0]} channel(s), "
                          f"the input has {np.shape(x)[-1]}")
     return standardize(x, mean, std, dtype=dtype)[0]
+
+
+def value_range(x: Any) -> list[float]:
+    """The range a training set's raw values can take: its integer dtype's (``[0, 255]`` for uint8),
+    else its own minimum and maximum. ``nnframe train`` stores it as the checkpoint's ``pixel_range``."""
+    x = np.asarray(x)
+    if x.dtype.kind in "ui":
+        info = np.iinfo(x.dtype)
+        return [int(info.min), int(info.max)]
+    return [float(x.min()), float(x.max())]
+
+
+def stored_pixel_range(metadata: Any, where: str = "checkpoint") -> tuple[float, float] | None:
+    """The raw pixel range a checkpoint was trained on: its ``pixel_range``, else 0..255 for a
+    checkpoint of a built-in data set written before the range was stored, else ``None``.
+
+    Raises:
+        ValueError: naming ``where`` for a ``pixel_range`` that is not ``[low, high]``.
+    """
+    from nnframe.data.datasets import CLASS_NAMES  # the built-in data sets
+
+    meta = metadata if isinstance(metadata, dict) else {}
+    stored = meta.get("pixel_range")
+    if stored is not None:
+        if not (isinstance(stored, list) and len(stored) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stored)
+                and np.all(np.isfinite(stored)) and stored[0] < stored[1]):
+            raise ValueError(f"{where}: metadata 'pixel_range' must be [low, high] with low < high, got {stored!r}")
+        return float(stored[0]), float(stored[1])
+    if meta.get("dataset") in CLASS_NAMES:
+        return 0.0, 255.0
+    return None
+
+
+def check_pixel_values(images: Any, pixel_range: tuple[float, float] | None) -> tuple[np.ndarray, bool]:
+    """Check raw pixels against the range a model was trained on (``nnframe predict`` and ``serve``).
+
+    NaN and infinite values are refused; values outside ``pixel_range`` too, except that float
+    pixels lying in 0..1 for a 0..255 model are taken as 0..255 (multiplied by 255).
+
+    Returns:
+        ``(images, rescaled)``: the pixels to use and whether they were multiplied by 255.
+
+    Raises:
+        ValueError: saying what was found and what was expected.
+    """
+    images = np.asarray(images)
+    expected = "" if pixel_range is None else f" in {pixel_range[0]:g}..{pixel_range[1]:g}"
+    if images.dtype.kind == "f" and not np.all(np.isfinite(images)):
+        raise ValueError(f"holds NaN or infinite values; expected pixel values{expected}")
+    if pixel_range is None or images.size == 0:
+        return images, False
+    low, high = pixel_range
+    lo, hi = float(images.min()), float(images.max())
+    if images.dtype.kind == "f" and (low, high) == (0.0, 255.0) and lo >= 0.0 and 0.0 < hi <= 1.0:
+        return images * 255.0, True
+    if lo < low or hi > high:
+        raise ValueError(f"pixel values must lie in {low:g}..{high:g}, the range the model was trained on; "
+                         f"got values in {lo:g}..{hi:g}")
+    return images, False

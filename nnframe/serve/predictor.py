@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnframe.data.images import ImageError, decode_image, fit_image
-from nnframe.data.preprocessing import apply_stored_preprocessing
+from nnframe.data.preprocessing import apply_stored_preprocessing, check_pixel_values, stored_pixel_range
 
 if TYPE_CHECKING:
     from nnframe.model import Model
@@ -52,6 +52,7 @@ class Predictor:
                              f"this model's input is {shape or 'unknown'}")
         self.model = model
         self.input_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
+        self.pixel_range = stored_pixel_range(model.metadata)
         try:
             scores = self.probabilities(np.zeros((1, *shape), dtype=model.net.dtype))
         except TypeError as exc:  # the loss defines no probabilities (e.g. MSE)
@@ -89,7 +90,7 @@ class Predictor:
 
     def _pixels_from_json(self, body: bytes) -> np.ndarray:
         def refuse_constant(name: str) -> Any:
-            raise RequestError(400, f"the JSON body holds {name}: pixel values must be finite numbers 0..255")
+            raise RequestError(400, f"the JSON body holds {name}: pixel values must be finite numbers")
 
         try:
             value = json.loads(body, parse_constant=refuse_constant)
@@ -110,13 +111,11 @@ class Predictor:
             raise RequestError(400, f"expected an array of shape {list(self.input_shape)} or [N, "
                                     f"{', '.join(map(str, self.input_shape))}] with 1 <= N <= {MAX_JSON_SAMPLES}, "
                                     f"got shape {list(array.shape)}")
-        if not np.all(np.isfinite(array)):
-            raise RequestError(400, "pixel values must be finite numbers 0..255, got NaN or infinity")
-        low, high = float(array.min()), float(array.max())
-        if low < 0 or high > 255:
-            raise RequestError(400, f"pixel values must lie in 0..255 (raw pixels, as nnframe predict reads "
-                                    f".npy files), got values from {low:g} to {high:g}")
-        return array
+        try:  # the same rule as nnframe predict's: the range the model was trained on
+            pixels, _ = check_pixel_values(array, self.pixel_range)
+        except ValueError as exc:
+            raise RequestError(400, f"the JSON array {exc}") from None
+        return pixels
 
     def preprocess(self, pixels: np.ndarray) -> np.ndarray:
         """Raw pixels ``(N, H, W, C)`` to the net's input: the checkpoint's normalisation, the net's dtype."""
