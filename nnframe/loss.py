@@ -115,6 +115,9 @@ class SoftmaxCrossEntropy(BaseLoss):
     >>> round(SoftmaxCrossEntropy().loss(logits, targets), 4)   # log 2 / 1, not log 2 / 2
     0.6931
 
+    Predictions ``(N, T, K)`` (a sequence model's logits, classes last) with labels
+    ``(N, T)`` count every position as one row: the mean over all ``N * T`` positions.
+
     Args:
         label_smoothing: ``eps`` in ``[0, 1)``.
         weight: per-class weights, shape ``(K,)``, non-negative.
@@ -132,6 +135,10 @@ class SoftmaxCrossEntropy(BaseLoss):
             self.weight = w
 
     def loss_and_grad(self, predicted: Array, actual: Array) -> tuple[float, Array]:
+        if predicted.ndim > 2:  # sequences (N, T, K): every position is one row
+            rows, targets = _sequence_rows(type(self).__name__, predicted, actual)
+            value, grad = self.loss_and_grad(rows, targets)
+            return value, grad.reshape(predicted.shape)
         xp = backend.xp()
         owner = type(self).__name__
         labels, dist = _class_targets(owner, predicted, actual)
@@ -161,6 +168,8 @@ class SoftmaxCrossEntropy(BaseLoss):
 
     def batch_weight(self, predicted: Array, actual: Array) -> float:
         """The targets' total weight ``sum_i sum_k w_k t_ik``, this loss's denominator."""
+        if predicted.ndim > 2:
+            predicted, actual = _sequence_rows(type(self).__name__, predicted, actual)
         return _total_weight(type(self).__name__, predicted, actual, self.weight)
 
     def _weight_for(self, k: int, dtype) -> Array | None:
@@ -212,6 +221,20 @@ class NLLLoss(BaseLoss):
 
     def get_config(self) -> dict[str, Any]:
         return {} if self.weight is None else {"weight": [float(w) for w in self.weight]}
+
+
+def _sequence_rows(owner: str, predicted: Array, actual: Array) -> tuple[Array, Array]:
+    """Predictions ``(N, ..., K)`` as rows ``(M, K)``, with labels ``(N, ...)`` or targets
+    ``(N, ..., K)`` as ``(M,)`` / ``(M, K)`` (a language model's logits ``(N, T, V)``)."""
+    actual = backend.xp().asarray(actual)
+    k = predicted.shape[-1]
+    if actual.shape == predicted.shape[:-1]:
+        return predicted.reshape(-1, k), actual.reshape(-1)
+    if actual.shape == predicted.shape:
+        return predicted.reshape(-1, k), actual.reshape(-1, k)
+    raise ShapeError(f"{owner}: for predictions {tuple(predicted.shape)} the targets must be labels of shape "
+                     f"{tuple(predicted.shape[:-1])} or rows of shape {tuple(predicted.shape)}, got "
+                     f"{tuple(actual.shape)}")
 
 
 def _total_weight(owner: str, predicted: Array, actual: Array, weight: Array | None) -> float:

@@ -200,3 +200,20 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(L, raise_on_error=False)
     assert result.attempted >= 1 and result.failed == 0
+
+
+def test_softmax_cross_entropy_on_sequences_is_the_mean_over_positions():
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(2, 3, 4)), rng.integers(0, 4, size=(2, 3))
+    sce = L.SoftmaxCrossEntropy()
+    value, grad = sce.loss_and_grad(logits, labels)
+    flat_value, flat_grad = sce.loss_and_grad(logits.reshape(6, 4), labels.reshape(6))
+    assert value == pytest.approx(flat_value, rel=1e-12) and grad.shape == (2, 3, 4)
+    np.testing.assert_allclose(grad.reshape(6, 4), flat_grad)
+    assert sce.batch_weight(logits, labels) == 6.0
+    gradcheck_loss(L.SoftmaxCrossEntropy(label_smoothing=0.1), logits, labels)
+    with pytest.raises(ShapeError, match=r"targets must be labels of shape \(2, 3\) or rows of shape \(2, 3, 4\)"):
+        sce.loss(logits, labels[:, :2])
+    torch = pytest.importorskip("torch")
+    expected = torch.nn.functional.cross_entropy(torch.tensor(logits).permute(0, 2, 1), torch.tensor(labels))
+    assert value == pytest.approx(float(expected), rel=1e-12)
