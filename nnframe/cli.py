@@ -40,6 +40,7 @@ from nnframe.cli_paths import (
     resume_command,
 )
 from nnframe.errors import ShapeError
+from nnframe.generation import command as generate_command
 from nnframe.interop import export_command
 from nnframe.model import Model
 from nnframe.net import Net
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_summary(commands)
     export_command.add_parser(commands, _positive_int)
     serve_command.add_parser(commands)
+    generate_command.add_parser(commands, _positive_int)
     return parser
 
 

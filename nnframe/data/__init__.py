@@ -11,6 +11,7 @@
         ...
 """
 
+from nnframe.data import text
 from nnframe.data.batching import BatchIterator, batches
 from nnframe.data.datasets import (
     CHECKSUMS,
@@ -47,6 +48,7 @@ __all__ = [
     "DatasetNotFoundError", "DownloadError", "IDXFormatError", "ImageError", "PNGFormatError",
     "apply_stored_preprocessing", "batches", "check_pixel_values", "decode_image", "download_file", "fit_image",
     "load_cifar10", "load_dataset", "load_fashion_mnist", "load_mnist", "locate_dataset", "one_hot", "read_idx",
-    "read_png", "scale_pixels", "standardize", "stored_pixel_range", "stored_standardization", "train_val_split",
+    "read_png", "scale_pixels", "standardize", "stored_pixel_range", "stored_standardization", "text",
+    "train_val_split",
     "user_cache_dir", "value_range", "write_idx",
 ]
