@@ -21,6 +21,7 @@ SUITES = {
     "lenet": ("benchmarks.lenet", "LeNet (provided by benchmarks/lenet.py)"),
     "cnn": ("benchmarks.cnn", "CIFAR-size CNN (conv-BN-ReLU x4, 2 max-pools, dense): nnframe vs PyTorch"),
     "checkpoint_memory": ("benchmarks.checkpoint_memory", "peak memory of nnframe summary on hostile checkpoints"),
+    "rnn": ("benchmarks.rnn", "LSTM and GRU (N=128, T=28, C=28, H=128), training and inference: nnframe vs PyTorch"),
     "fairness": ("benchmarks.fairness", "how long one library's spinning threads slow the next one (the idle gap)"),
     "transformer": ("benchmarks.transformer", "a decoder-only Transformer (attention, MLP blocks): nnframe vs PyTorch"),
     "serve": ("benchmarks.serve", "a loopback load test of nnframe serve, with and without request batching"),

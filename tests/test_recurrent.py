@@ -7,6 +7,8 @@ of plain calls; here a wrapper makes the initial state a parameter and fixes a m
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -238,3 +240,15 @@ def test_shape_inference_without_allocating():
         lstm.compute_output_shape((3, 7))
     with pytest.raises(ShapeError, match="built for 5 input features"):
         lstm.compute_output_shape((3, 7, 6))
+
+
+def test_the_row_gru_spec_trains_from_the_command_line(tmp_path, monkeypatch):
+    from test_cli import _isolate, make_dataset, run
+
+    _isolate(monkeypatch, tmp_path / "home")
+    make_dataset(tmp_path / "data", n_train=40, n_test=10)
+    status, out, err = run(["train", "--data-dir", tmp_path / "data", "--no-download", "--epochs", 1,
+                            "--batch-size", 20, "--model", Path(__file__).parent.parent / "examples/fashion_gru.json",
+                            "--out", tmp_path / "gru.safetensors"])
+    assert status == 0, err
+    assert "GRU" in out and "(None, 256)" in out and "test: loss" in out

@@ -292,10 +292,12 @@ class _Recurrent(Layer):
         w_ih, w_hh = self.params[self._pname("weight_ih", k, d)], self.params[self._pname("weight_hh", k, d)]
         b_ih, b_hh = self.params[self._pname("bias_ih", k, d)], self.params[self._pname("bias_hh", k, d)]
         ws = self._workspace((k, d))
+        w_ih, w_hh_fwd, bias = self.cell.forward_weights(w_ih, w_hh, b_ih, b_hh)
         gx = ws.get("gx", (steps, n, w_ih.shape[0]), layer_in.dtype)  # (T, N, G*H)
         xp.matmul(layer_in.reshape(steps * n, in_size), w_ih.T, out=gx.reshape(steps * n, -1))  # all steps at once
-        gx += self.cell.input_bias(b_ih, b_hh)
-        return self.cell.forward(gx, w_hh, b_hh, init[0], init[1] if len(init) > 1 else None, keep, bool(d), ws)
+        gx += bias
+        return self.cell.forward(gx, w_hh_fwd, b_hh, init[0], init[1] if len(init) > 1 else None, keep, bool(d),
+                                 ws)
 
     # ---------------------------------------------------------------- backward
     def backward(self, grad: Array | Sequence[Array | None]) -> Array | list[Array] | None:
@@ -381,7 +383,10 @@ class _Recurrent(Layer):
         xp.matmul(dgx2.T, layer_in.reshape(rows, in_size), out=self.grad_buffer(names[0]))
         xp.matmul(dgh2.T, prev, out=self.grad_buffer(names[1]))
         xp.dot(ones, dgx2, out=self.grad_buffer(names[2]))
-        xp.dot(ones, dgh2, out=self.grad_buffer(names[3]))
+        if dgh is dgx:  # RNN, LSTM: both biases have the same gradient
+            self.grad_buffer(names[3])[...] = self.grads[names[2]]
+        else:
+            xp.dot(ones, dgh2, out=self.grad_buffer(names[3]))
         if k == 0 and not self.requires_input_grad:
             return None
         return dgx2 @ w_ih  # (T*N, C_in)

@@ -44,13 +44,10 @@ class Workspace:
         return array
 
 
-def _sigmoid_(x: Array) -> None:
-    """In-place logistic function as ``0.5 tanh(x / 2) + 0.5`` (no overflow for any x)."""
-    xp = backend.xp()
-    x *= 0.5
-    xp.tanh(x, out=x)
-    x *= 0.5
-    x += 0.5
+def _half_plus_half(t: Array) -> None:
+    """``t = 0.5 t + 0.5`` in place: the sigmoid from ``tanh(x / 2)`` (no overflow for any x)."""
+    t *= 0.5
+    t += 0.5
 
 
 def _steps(length: int, reverse: bool) -> tuple[range, int]:
@@ -78,9 +75,32 @@ class Cell:
 
     gates = 1
 
+    #: column blocks ``(start, stop)`` in units of ``H`` of the gates that go through a sigmoid
+    sigmoid_blocks: tuple[tuple[int, int], ...] = ()
+
     def input_bias(self, b_ih: Array, b_hh: Array) -> Array:
         """The bias added to the input projection once for all steps (both biases by default)."""
         return b_ih + b_hh
+
+    def forward_weights(self, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array) -> tuple[Array, Array, Array]:
+        """``(W_ih, W_hh, bias)`` for the forward loop: the rows of the sigmoid gates halved.
+
+        ``sigmoid(x) = 0.5 tanh(x / 2) + 0.5``: with those rows (and their bias) halved, one
+        ``tanh`` over the whole gate block gives every gate, and a sigmoid costs two more
+        passes instead of four. Backward uses the true weights (the gradients are with
+        respect to the true pre-activations).
+        """
+        bias = self.input_bias(b_ih, b_hh)
+        if not self.sigmoid_blocks:
+            return w_ih, w_hh, bias
+        hidden = w_hh.shape[1]
+        w_ih, w_hh, bias = w_ih.copy(), w_hh.copy(), bias.copy()
+        for start, stop in self.sigmoid_blocks:
+            rows = slice(start * hidden, stop * hidden)
+            w_ih[rows] *= 0.5
+            w_hh[rows] *= 0.5
+            bias[rows] *= 0.5
+        return w_ih, w_hh, bias
 
     def forward(self, gx: Array, w_hh: Array, b_hh: Array, h0: Array, c0: Array | None,
                 keep: Array | None, reverse: bool, ws: Workspace) -> dict[str, Array]:
@@ -156,6 +176,7 @@ class LSTMCell(Cell):
     """Long short-term memory (Hochreiter & Schmidhuber, 1997), PyTorch's gate order i, f, g, o."""
 
     gates = 4
+    sigmoid_blocks = ((0, 2), (3, 4))
 
     def forward(self, gx, w_hh, b_hh, h0, c0, keep, reverse, ws):
         xp = backend.xp()
@@ -171,12 +192,12 @@ class LSTMCell(Cell):
         whh_t = w_hh.T
         for t in steps:
             before, after = (t + 1, t) if reverse else (t, t + 1)
-            g = gx[t]  # (N, 4H): i, f, g, o
+            g = gx[t]  # (N, 4H): i, f, g, o, the rows of i, f, o halved (forward_weights)
             xp.matmul(states[before], whh_t, out=rec)
             g += rec
-            _sigmoid_(g[:, :2 * hidden])
-            xp.tanh(g[:, 2 * hidden:3 * hidden], out=g[:, 2 * hidden:3 * hidden])
-            _sigmoid_(g[:, 3 * hidden:])
+            xp.tanh(g, out=g)
+            _half_plus_half(g[:, :2 * hidden])  # i, f
+            _half_plus_half(g[:, 3 * hidden:])  # o
             c = cells[after]
             xp.multiply(g[:, hidden:2 * hidden], cells[before], out=c)
             xp.multiply(g[:, :hidden], g[:, 2 * hidden:3 * hidden], out=ig)
@@ -251,6 +272,7 @@ class GRUCell(Cell):
     after the recurrent product (Keras's ``reset_after=True``)."""
 
     gates = 3
+    sigmoid_blocks = ((0, 2),)
 
     def input_bias(self, b_ih: Array, b_hh: Array) -> Array:
         hidden = b_hh.shape[0] // 3
@@ -273,8 +295,10 @@ class GRUCell(Cell):
             before, after = (t + 1, t) if reverse else (t, t + 1)
             g = gx[t]  # (N, 3H): r, z, n
             xp.matmul(states[before], whh_t, out=rec)
-            g[:, :2 * hidden] += rec[:, :2 * hidden]
-            _sigmoid_(g[:, :2 * hidden])
+            rz = g[:, :2 * hidden]  # halved rows (forward_weights): sigmoid = 0.5 tanh + 0.5
+            rz += rec[:, :2 * hidden]
+            xp.tanh(rz, out=rz)
+            _half_plus_half(rz)
             xp.add(rec[:, 2 * hidden:], b_hn, out=rec_n[t])
             nn = g[:, 2 * hidden:]
             nn += g[:, :hidden] * rec_n[t]
