@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from nnframe import checkpoint_schema
-from nnframe import initializer as initializer_mod
 from nnframe import loss as loss_mod
 from nnframe import optimizer as optimizer_mod
 from nnframe import random as nn_random
@@ -351,6 +350,12 @@ def build_parts(ckpt: Checkpoint) -> tuple[Container, loss_mod.BaseLoss, optimiz
     return net, loss, optimizer
 
 
+def _zeros(shape: Any, dtype: Any = None) -> np.ndarray:
+    """Zeros made straight in ``dtype`` (an initializer draws float64 first; these pages stay
+    untouched until the stored tensors are copied in)."""
+    return np.zeros(tuple(int(s) for s in shape), dtype=dtype)
+
+
 @contextlib.contextmanager
 def _zero_initializers(net: Container) -> Iterator[None]:
     """Let ``net.build`` allocate zeros instead of drawing initial weights (a float64 draw
@@ -358,7 +363,7 @@ def _zero_initializers(net: Container) -> Iterator[None]:
     saved = [(leaf, leaf.initializers) for _, leaf in net.named_leaves()]
     try:
         for leaf, initializers in saved:
-            leaf.initializers = {key: initializer_mod.Zeros() for key in initializers}
+            leaf.initializers = {key: _zeros for key in initializers}
         yield
     finally:
         for leaf, initializers in saved:
@@ -415,7 +420,8 @@ def check_arrays(ckpt: Checkpoint, net: Container, optimizer: optimizer_mod.Base
         CheckpointError: listing ALL missing/unknown names and shape/dtype mismatches.
     """
     problems = []
-    expected_net = {k: (tuple(v.shape), np.dtype(v.dtype)) for k, v in net.state_dict().items()}
+    dtype = np.dtype(net.dtype)  # shapes from the walk: state_dict() would copy every array
+    expected_net = {k: (tuple(shape), dtype) for k, shape in net.state_shapes().items()}
     problems += _compare("weights", ckpt.net_arrays, expected_net)
     opt_state = ckpt.state["optimizer"]
     if ckpt.optimizer_arrays or int(opt_state.get("iterations", 0)) > 0:

@@ -243,7 +243,7 @@ class Layer:
             raise RuntimeError(f"{self.name}: parameter {name!r} is not created yet (run forward first)")
         grad = self.grads.get(name)
         if grad is None or grad.shape != param.shape or grad.dtype != param.dtype:
-            grad = backend.xp().zeros_like(param)
+            grad = backend.xp().zeros(param.shape, dtype=param.dtype)  # calloc: untouched until written
             self.grads[name] = grad
         return grad
 

@@ -424,7 +424,9 @@ class Container(Layer):
         for name, leaf, key, value in slots:
             params[name][...] = value
             old_grad = leaf.grads.get(key)
-            if old_grad is not None and old_grad.shape == value.shape:
+            # the buffer starts at zero: copy only non-zero gradients, so packing a freshly built
+            # (or loaded) tree does not touch the whole gradient buffer
+            if old_grad is not None and old_grad.shape == value.shape and old_grad.any():
                 grads[name][...] = old_grad
             leaf.params[key] = params[name]
             leaf.grads[key] = grads[name]
