@@ -21,6 +21,7 @@ same learning-rate schedule, so the two validation figures can be compared direc
     python examples/transformer_lm.py --out lm.safetensors          # nnframe
     python examples/transformer_lm.py --framework torch              # PyTorch, same everything
     python examples/transformer_lm.py --generate lm.safetensors --prompt "The " --length 200 --seed 0
+    nnframe generate lm.safetensors --prompt "The " --length 200 --seed 0   # the shared sampler, same text
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from typing import Any
 import numpy as np
 
 from nnframe import layer, loss, model, net, optimizer, set_seed
+from nnframe.data.text import CharVocabulary
+from nnframe.generation import generate
 
 FORTUNES = "/usr/share/games/fortunes"
 
@@ -60,23 +63,9 @@ def load_fortunes(directory: str = FORTUNES, seed: int = 0, val_fraction: float 
     return train, val
 
 
-class Vocab:
-    """Characters <-> ids; id 0 is any character not in the training text."""
-
-    def __init__(self, chars: str) -> None:
-        self.chars = ["\0"] + sorted(set(chars) - {"\0"})
-        self.index = {c: i for i, c in enumerate(self.chars)}
-
-    def encode(self, text: str) -> np.ndarray:
-        """``text`` as an int64 array of ids."""
-        return np.array([self.index.get(c, 0) for c in text], dtype=np.int64)
-
-    def decode(self, ids: Any) -> str:
-        """Ids back to text."""
-        return "".join(self.chars[int(i)] for i in ids)
-
-    def __len__(self) -> int:
-        return len(self.chars)
+def vocabulary(train: str) -> CharVocabulary:
+    """The training text's characters; ``"\\0"`` (id 0) stands for any character not among them."""
+    return CharVocabulary(sorted(set(train) - {"\0"}), unknown="\0")
 
 
 def batches(ids: np.ndarray, steps: int, batch: int, seq_len: int, seed: int):
@@ -134,28 +123,24 @@ def bits_per_char(forward, x_val: np.ndarray, y_val: np.ndarray, batch: int) -> 
     return total / y_val.size / math.log(2.0)
 
 
-def sample(forward, vocab: Vocab, prompt: str, length: int, seq_len: int, temperature: float = 0.8,
-           seed: int = 0) -> str:
-    """Continue ``prompt`` by ``length`` characters, drawing each from the model's softmax at
-    ``temperature`` with a generator seeded by ``seed`` (same seed, same text)."""
-    rng = np.random.default_rng(seed)
-    ids = list(vocab.encode(prompt)) or [0]
-    for _ in range(length):
-        context = np.array([ids[-seq_len:]], dtype=np.int64)  # (1, t)
-        logits = np.asarray(forward(context), dtype=np.float64)[0, -1] / temperature  # (V,)
-        probs = np.exp(logits - logits.max())
-        ids.append(int(rng.choice(len(probs), p=probs / probs.sum())))
+def sample(m: model.Model, vocab: CharVocabulary, prompt: str, length: int, seq_len: int,
+           temperature: float = 0.8, seed: int = 0) -> str:
+    """Continue ``prompt`` by ``length`` characters with :func:`nnframe.generation.generate`
+    (the last ``seq_len`` characters as context, seeded: same seed, same text)."""
+    ids = generate(m, vocab.encode(prompt).astype(np.int64), length, temperature=temperature, seed=seed,
+                   max_context=seq_len)
     return vocab.decode(ids)
 
 
 # ------------------------------------------------------------------------ training
-def train_nnframe(args: argparse.Namespace, vocab: Vocab, train_ids: np.ndarray,
+def train_nnframe(args: argparse.Namespace, vocab: CharVocabulary, train_ids: np.ndarray,
                   val: tuple[np.ndarray, np.ndarray]) -> tuple[model.Model, float]:
     """Train the nnframe model; returns it and its validation bits per character."""
     set_seed(args.seed)
     m = model.Model(build_net(len(vocab), args), loss.SoftmaxCrossEntropy(), optimizer.Adam(lr=args.lr))
     build(m.net, args.seq_len)
-    m.metadata = {"vocab": "".join(vocab.chars), "seq_len": args.seq_len}
+    # the vocabulary and context length let `nnframe generate CKPT` sample from this model too
+    m.metadata = {"vocabulary": vocab.to_config(), "seq_len": args.seq_len, "max_context": args.seq_len}
     print(f"nnframe: {m.net.num_params:,} parameters", flush=True)
     v = len(vocab)
 
@@ -176,7 +161,7 @@ def train_nnframe(args: argparse.Namespace, vocab: Vocab, train_ids: np.ndarray,
     return m, run(args, train_ids, step, evaluate)
 
 
-def train_torch(args: argparse.Namespace, vocab: Vocab, train_ids: np.ndarray,
+def train_torch(args: argparse.Namespace, vocab: CharVocabulary, train_ids: np.ndarray,
                 val: tuple[np.ndarray, np.ndarray]) -> float:
     """Train the same model in PyTorch from the nnframe model's initial weights."""
     import torch  # noqa: PLC0415 - optional, only for the comparison
@@ -298,17 +283,13 @@ def main(argv: list[str] | None = None) -> int:
         import nnframe  # noqa: PLC0415
 
         m = nnframe.load(args.generate)
-        vocab = Vocab("")
-        vocab.chars = list(m.metadata["vocab"])
-        vocab.index = {c: i for i, c in enumerate(vocab.chars)}
-        m.net.eval()
-        print(sample(m.forward, vocab, args.prompt, args.length, int(m.metadata["seq_len"]),
-                     args.temperature, args.seed))
+        vocab = CharVocabulary.from_config(m.metadata["vocabulary"])
+        print(sample(m, vocab, args.prompt, args.length, int(m.metadata["seq_len"]), args.temperature, args.seed))
         return 0
 
     train, val = load_fortunes(args.data_dir, seed=args.seed)
-    vocab = Vocab(train)
-    train_ids, val_ids = vocab.encode(train), vocab.encode(val)
+    vocab = vocabulary(train)
+    train_ids, val_ids = vocab.encode(train).astype(np.int64), vocab.encode(val).astype(np.int64)
     x_val, y_val = val_windows(val_ids, args.seq_len, args.val_chars)
     print(f"fortunes: {len(train):,} training / {len(val):,} validation characters ({y_val.size:,} scored), "
           f"vocabulary {len(vocab)}; {vars(args)}", flush=True)
@@ -319,9 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         m.save(args.out)
         print(f"checkpoint: {args.out}")
-    m.net.eval()
-    print("sample:", repr(sample(m.forward, vocab, args.prompt, args.length, args.seq_len, args.temperature,
-                                 args.seed)))
+    print("sample:", repr(sample(m, vocab, args.prompt, args.length, args.seq_len, args.temperature, args.seed)))
     return 0
 
 

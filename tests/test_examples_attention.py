@@ -58,3 +58,7 @@ def test_transformer_lm_trains_saves_and_generates_reproducibly(tmp_path, capsys
         assert lm.main(["--generate", str(ckpt), "--prompt", "the ", "--length", "30", "--seed", "3"]) == 0
         samples.append(capsys.readouterr().out)
     assert samples[0] == samples[1] and samples[0].startswith("the ") and len(samples[0]) >= 34
+    status, cli_out, err = run(["generate", ckpt, "--prompt", "the ", "--length", 30, "--seed", 3,
+                                "--temperature", 0.8])  # longer than the 16-step context
+    assert status == 0, err
+    assert cli_out.strip() == samples[0].strip()  # the CLI and the example share the sampler

@@ -198,11 +198,14 @@ def vocabulary_of(model: Model) -> CharVocabulary:
 
 
 def sample_text(model: Model, prompt: str, length: int, *, temperature: float = 1.0, top_k: int | None = None,
-                seed: int | np.random.Generator | None = None, vocabulary: CharVocabulary | None = None) -> str:
+                seed: int | np.random.Generator | None = None, vocabulary: CharVocabulary | None = None,
+                max_context: int | None = None) -> str:
     """Continue the string ``prompt`` by ``length`` sampled characters and return the whole text.
 
     Args:
         vocabulary: default: :func:`vocabulary_of` ``(model)``.
+        max_context: see :func:`generate`; default: ``model.metadata["max_context"]`` if
+            saved (a Transformer's context length), else the whole text so far.
 
     Raises:
         ValueError: for an empty prompt or one with characters outside the vocabulary
@@ -215,5 +218,8 @@ def sample_text(model: Model, prompt: str, length: int, *, temperature: float = 
     if unknown:
         raise ValueError(f"sample_text: the prompt has characters outside the model's vocabulary of {vocab.size}: "
                          f"{''.join(unknown)!r}")
-    ids = generate(model, vocab.encode(prompt), length, temperature=temperature, top_k=top_k, seed=seed)
+    if max_context is None:
+        max_context = getattr(model, "metadata", {}).get("max_context")
+    ids = generate(model, vocab.encode(prompt), length, temperature=temperature, top_k=top_k, seed=seed,
+                   max_context=max_context)
     return vocab.decode(ids)
