@@ -621,6 +621,8 @@ class Model:
         metric_specs = ckpt.config.get("metrics")
         try:
             metrics = None if metric_specs is None else [_metric_from_config(m) for m in metric_specs]
+            if metrics is not None:
+                _metric_specs(metrics)  # names checked here, so a bad one is a checkpoint error
         except (TypeError, ValueError) as exc:
             raise io.CheckpointError(f"checkpoint {ckpt.path!r}: bad metrics config: {exc}") from None
         model = cls(net, loss, optimizer, metrics=metrics)

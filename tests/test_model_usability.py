@@ -111,3 +111,30 @@ def test_fit_on_integer_pixels_warns_once():
         warnings.simplefilter("error")
         m.fit(pixels, Y[:32], epochs=2, initial_epoch=1, verbose=0)  # once per model
         _model(loss.SoftmaxCrossEntropy()).fit(X, Y, epochs=1, verbose=0)  # float data: no warning
+
+
+def test_a_checkpoint_naming_an_unknown_metric_is_a_checkpoint_error(tmp_path):
+    # found by tests/test_checkpoint_fuzz.py: metrics [""] in the config raised a bare ValueError
+    import json
+
+    import nnframe
+    from nnframe.io import CheckpointError, read_checkpoint
+
+    m = _model(loss.SoftmaxCrossEntropy())
+    m.metrics = ["accuracy"]
+    m.predict(X[:2])
+    m.save(tmp_path / "m.safetensors")
+    ckpt = read_checkpoint(tmp_path / "m.safetensors")
+    from safetensors.numpy import save_file
+
+    with open(tmp_path / "m.safetensors", "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    metadata = header["__metadata__"]
+    config = json.loads(metadata["config"])
+    config["metrics"] = [""]
+    metadata["config"] = json.dumps(config)
+    arrays = {**{f"net/{k}": v for k, v in ckpt.net_arrays.items()},
+              **{f"optimizer/{k}": v for k, v in ckpt.optimizer_arrays.items()}}
+    save_file(arrays, tmp_path / "bad.safetensors", metadata=metadata)
+    with pytest.raises(CheckpointError, match="bad metrics config: unknown metric ''"):
+        nnframe.load(tmp_path / "bad.safetensors")
