@@ -158,12 +158,13 @@ def _child_env(threads: int) -> dict[str, str]:
 def run_child(name: str, ranks: int, steps: int, warmup: int, overlap: bool = False,
               timeout: float = 900) -> dict[str, Any]:
     """One fresh run: ``ranks`` == 1 is one process with 2 threads, else ``mpirun -n ranks`` with 1 thread each."""
+    threads = 2 if ranks == 1 else 1
+    # --threads: python -m benchmarks sets the BLAS thread count from it (default: every core)
     args = [sys.executable, "-m", "benchmarks", "distributed", "--worker", name, "--steps", str(steps),
-            "--warmup", str(warmup)]
+            "--warmup", str(warmup), "--threads", str(threads)]
     if ranks > 1:
         args = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", str(ranks), "--bind-to", "none",
                 *args, "--mpi", *(["--overlap"] if overlap else [])]
-    threads = 2 if ranks == 1 else 1
     done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_child_env(threads))
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited with {done.returncode}:\n{done.stderr[-2000:]}")
