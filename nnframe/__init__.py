@@ -6,15 +6,17 @@ loss, an optimizer and a ``Model`` tying them together::
     from nnframe import layer, model, net, loss, optimizer
 """
 
-from nnframe import initializer, layer, loss, model, net, optimizer, schedule
+from nnframe import graph, initializer, layer, loss, model, net, optimizer, schedule
 from nnframe.backend import get_default_dtype, set_default_dtype
 from nnframe.gradcheck import gradcheck, gradcheck_loss
+from nnframe.graph import Graph, Input
 from nnframe.model import load
 from nnframe.random import set_seed
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "get_default_dtype", "gradcheck", "gradcheck_loss", "initializer", "layer", "load", "loss",
+    "Graph", "Input", "get_default_dtype", "graph", "gradcheck", "gradcheck_loss", "initializer", "layer",
+    "load", "loss",
     "model", "net", "optimizer", "schedule", "set_default_dtype", "set_seed",
 ]

@@ -41,7 +41,9 @@ from nnframe.cli_paths import (
 )
 from nnframe.errors import ShapeError
 from nnframe.generation import command as generate_command
+from nnframe.graph import Graph
 from nnframe.interop import export_command
+from nnframe.layer.container import Container
 from nnframe.model import Model
 from nnframe.net import Net
 from nnframe.serve import command as serve_command
@@ -290,8 +292,10 @@ def mlp(num_classes: int) -> Net:
     return Net(layers)
 
 
-def net_from_spec(path: str) -> Net:
-    """A net from a JSON spec ``{"layers": [{"class": ..., "config": {...}}, ...]}``.
+def net_from_spec(path: str) -> Container:
+    """A net from a JSON spec ``{"layers": [{"class": ..., "config": {...}}, ...]}``, or a graph
+    from ``{"inputs": ..., "nodes": [{"class", "config", "inputs"}, ...], "outputs": ...}``
+    (see :meth:`nnframe.graph.Graph.get_config`).
 
     Raises:
         CLIError: naming the file and what is wrong with it.
@@ -303,6 +307,11 @@ def net_from_spec(path: str) -> Net:
         raise CLIError(f"model spec {path!r}: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CLIError(f"model spec {path!r} is not valid JSON: {exc}") from None
+    if isinstance(spec, dict) and "nodes" in spec:
+        try:
+            return Graph.from_config(spec)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CLIError(f"model spec {path!r}: {_one_line(exc)}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list) or not spec["layers"]:
         raise CLIError(f'model spec {path!r}: expected a JSON object {{"layers": [{{"class": ..., '
                        f'"config": {{...}}}}, ...]}} with at least one layer')

@@ -291,17 +291,27 @@ def container_from_config(config: dict[str, Any]) -> Container:
     return cls.from_config({k: v for k, v in config.items() if k != "class"})
 
 
-def input_shape_of(ckpt: Checkpoint) -> tuple[int, ...] | None:
-    """The per-sample input shape recorded in the checkpoint, validated, or ``None``."""
+def input_shape_of(ckpt: Checkpoint) -> Any:
+    """The per-sample input shape recorded in the checkpoint, validated, or ``None``
+    (a list of shapes, at most 16, for a graph with several inputs)."""
     shape = ckpt.config.get("input_shape")
     if shape is None:
         return None
-    if (not isinstance(shape, list) or len(shape) > 8
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
-            or math.prod(shape) > MAX_INPUT_ELEMENTS):
-        raise CheckpointError(f"checkpoint {ckpt.path!r}: input_shape must be at most 8 positive integers "
-                              f"with a product <= {MAX_INPUT_ELEMENTS}, got {shape!r}")
-    return tuple(shape)
+    several = isinstance(shape, list) and bool(shape) and all(isinstance(s, list) for s in shape)
+    parts = shape if several and len(shape) <= 16 else [shape]
+    for part in parts:
+        if (not isinstance(part, list) or len(part) > 8
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in part)
+                or math.prod(part) > MAX_INPUT_ELEMENTS):
+            raise CheckpointError(f"checkpoint {ckpt.path!r}: input_shape must be at most 8 positive integers "
+                                  f"with a product <= {MAX_INPUT_ELEMENTS} (or a list of at most 16 such "
+                                  f"shapes), got {shape!r}")
+    return [tuple(p) for p in parts] if several else tuple(shape)
+
+
+def batch_shape(shape: Any) -> Any:
+    """``(1, *shape)`` for a per-sample shape; a list of them for a list of shapes."""
+    return [(1, *s) for s in shape] if isinstance(shape, list) else (1, *shape)
 
 
 def build_parts(ckpt: Checkpoint) -> tuple[Container, loss_mod.BaseLoss, optimizer_mod.BaseOptimizer]:
@@ -342,7 +352,7 @@ def build_parts(ckpt: Checkpoint) -> tuple[Container, loss_mod.BaseLoss, optimiz
         raise CheckpointError(f"{name} does not match its own config: " + "; ".join(problems))
     try:
         with _zero_initializers(net):  # every value is about to be overwritten by the stored tensors
-            net.build((1, *shape))
+            net.build(batch_shape(shape))
     except MemoryError:
         raise CheckpointError(f"{name}: building the net for input {shape} ran out of memory") from None
     except Exception as exc:  # noqa: BLE001

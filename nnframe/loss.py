@@ -359,10 +359,65 @@ class KLDivergence(BaseLoss):
         return {"from_logits": self.from_logits, "log_target": self.log_target}
 
 
+class MultiLoss(BaseLoss):
+    """One loss per output of a net with several outputs, weighted and summed:
+    ``L = sum_k w_k L_k(pred_k, y_k)`` (Keras's ``loss=[...]`` with ``loss_weights``).
+
+    ``loss_and_grad`` takes and returns lists, one entry per output; the gradient of
+    output ``k`` is ``w_k dL_k/dpred_k``. The per-output values of the last call are kept
+    in :attr:`last_parts` (``Model`` logs them as ``out<k>_loss``).
+
+    Args:
+        losses: a loss (instance, class name or config) per output.
+        weights: a non-negative weight per output (default all 1).
+    """
+
+    def __init__(self, losses: list[Any], weights: list[float] | None = None) -> None:
+        if not isinstance(losses, (list, tuple)) or not losses:
+            raise ValueError(f"MultiLoss: losses must be a non-empty list (one per output), got {losses!r}")
+        self.losses = [get(spec) for spec in losses]
+        if any(isinstance(part, MultiLoss) for part in self.losses):
+            raise ValueError("MultiLoss: a loss per output cannot itself be a MultiLoss")
+        weights = [1.0] * len(self.losses) if weights is None else list(weights)
+        if len(weights) != len(self.losses):
+            raise ValueError(f"MultiLoss: {len(self.losses)} losses but {len(weights)} weights")
+        for weight in weights:
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+                raise ValueError(f"MultiLoss: weights must be non-negative numbers, got {weights!r}")
+        self.weights = [float(w) for w in weights]
+        self.last_parts: list[float] = []
+
+    def _check(self, predicted: Any, actual: Any) -> None:
+        for what, value in (("predictions", predicted), ("targets", actual)):
+            if not isinstance(value, (list, tuple)) or len(value) != len(self.losses):
+                got = f"{len(value)} items" if isinstance(value, (list, tuple)) else type(value).__name__
+                raise ShapeError(f"MultiLoss: expected {what} as a list of {len(self.losses)} (one per output), "
+                                 f"got {got}")
+
+    def loss_and_grad(self, predicted: Any, actual: Any) -> tuple[float, list[Array]]:
+        self._check(predicted, actual)
+        total, grads, parts = 0.0, [], []
+        for loss, weight, pred, target in zip(self.losses, self.weights, predicted, actual, strict=True):
+            value, grad = loss.loss_and_grad(pred, target)
+            parts.append(value)
+            total += weight * value
+            grads.append(grad * weight if weight != 1.0 else grad)
+        self.last_parts = parts
+        return total, grads
+
+    def batch_weight(self, predicted: Any, actual: Any) -> float:
+        """The batch size (each output's loss is a mean over the batch)."""
+        return float(predicted[0].shape[0])
+
+    def get_config(self) -> dict[str, Any]:
+        return {"losses": [{"class": type(p).__name__, **p.get_config()} for p in self.losses],
+                "weights": self.weights}
+
+
 _REGISTRY = {
     cls.__name__: cls
     for cls in (SoftmaxCrossEntropy, CrossEntropyLoss, NLLLoss, SigmoidCrossEntropy, MSE, MAE, Huber,
-                KLDivergence)
+                KLDivergence, MultiLoss)
 }
 
 

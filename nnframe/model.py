@@ -34,8 +34,10 @@ from nnframe import functional as F
 from nnframe import metrics as metrics_mod
 from nnframe import random as nn_random
 from nnframe.backend import Array
+from nnframe.graph import Graph
+from nnframe.layer.base import as_shape
 from nnframe.layer.container import Container, trace_output_shapes
-from nnframe.loss import BaseLoss, KLDivergence, NLLLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
+from nnframe.loss import BaseLoss, KLDivergence, MultiLoss, NLLLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from nnframe.optimizer import BaseOptimizer
 from nnframe.parameter import ParamBuffer
 
@@ -69,7 +71,12 @@ class Model:
 
     def __init__(self, net: Container, loss: BaseLoss, optimizer: BaseOptimizer,
                  check_finite: bool = True, metrics: Sequence[str | metrics_mod.Metric] | None = None,
-                 scheduler: Any = None) -> None:
+                 scheduler: Any = None, loss_weights: Sequence[float] | None = None) -> None:
+        if isinstance(loss, (list, tuple)):  # one loss per output of a multi-output graph
+            loss = MultiLoss(list(loss), loss_weights)
+        elif loss_weights is not None:
+            raise ValueError("Model: loss_weights needs a list of losses, one per output, e.g. "
+                             "loss=[SoftmaxCrossEntropy(), MSE()], loss_weights=[1.0, 0.5]")
         for arg, value, cls, what in (("net", net, Container, "Net (or another container)"),
                                       ("loss", loss, BaseLoss, "BaseLoss"),
                                       ("optimizer", optimizer, BaseOptimizer, "BaseOptimizer")):
@@ -109,8 +116,8 @@ class Model:
         return self._input_shape if self._input_shape is not None else self.net.input_shape
 
     @input_shape.setter
-    def input_shape(self, shape: Sequence[int] | None) -> None:
-        self._input_shape = None if shape is None else tuple(int(s) for s in shape)
+    def input_shape(self, shape: Any) -> None:
+        self._input_shape = None if shape is None else as_shape(shape)
 
     def backward(self, preds: Array, targets: Array) -> tuple[float, ParamBuffer]:
         """Loss of ``preds`` against ``targets`` and the optimizer's step.
@@ -176,7 +183,7 @@ class Model:
         self.apply_grad(step)
         self.global_step += 1
         self.last_loss_weight = self.loss.batch_weight(preds, targets)
-        return {"loss": loss, **self._batch_metrics(preds, targets)}
+        return {"loss": loss, **self._output_losses(), **self._batch_metrics(preds, targets)}
 
     def eval_step(self, inputs: Array, targets: Array) -> dict[str, float]:
         """Loss and metrics on a batch, without changing any parameter.
@@ -187,7 +194,13 @@ class Model:
         self.last_loss_weight = weight = self.loss.batch_weight(preds, targets)
         # a batch of total weight 0 (class weights) has no mean loss, and no say in evaluate's
         value = self.loss.loss(preds, targets) if weight > 0 else math.nan
-        return {"loss": value, **self._batch_metrics(preds, targets)}
+        return {"loss": value, **self._output_losses(), **self._batch_metrics(preds, targets)}
+
+    def _output_losses(self) -> dict[str, float]:
+        """``{"out<k>_loss": value}`` of the last step, for a model with a loss per output."""
+        if not isinstance(self.loss, MultiLoss):
+            return {}
+        return {f"out{k}_loss": value for k, value in enumerate(self.loss.last_parts)}
 
     def _loss_weight(self, size: int) -> float:
         """The weight of the batch :meth:`train_step`/:meth:`eval_step` just ran, for the mean
@@ -203,12 +216,11 @@ class Model:
         return {m.name: m.compute(preds, targets) for m in self._step_metrics}
 
     def _make_metrics(self) -> list[metrics_mod.Metric]:
-        binary = isinstance(self.loss, SigmoidCrossEntropy)
-        specs = self.metrics
-        if specs is None:
-            classification = isinstance(self.loss, (SoftmaxCrossEntropy, NLLLoss, SigmoidCrossEntropy))
-            specs = ["accuracy"] if classification else []
-        made = [metrics_mod.get(s, binary=binary) if isinstance(s, str) else _copy_metric(s) for s in specs]
+        if isinstance(self.loss, MultiLoss):  # each output's metrics, named out<k>_<metric>
+            made = [_OutputMetric(metric, k) for k, part in enumerate(self.loss.losses)
+                    for metric in _metrics_for(part, self.metrics)]
+        else:
+            made = _metrics_for(self.loss, self.metrics)
         names = [m.name for m in made]
         if len(set(names)) != len(names) or "loss" in names:
             raise ValueError(f"metric names must be unique and not 'loss', got {names}")
@@ -253,9 +265,10 @@ class Model:
                                      f"{index * batch_size}); the loss would be NaN")
                 self.last_loss_weight = None
                 logs = self.eval_step(xb, yb)
-                loss_weight = self._loss_weight(len(xb))
+                size = data_mod.num_samples(xb)
+                loss_weight = self._loss_weight(size)
                 for key, value in logs.items():
-                    weight = loss_weight if key == "loss" else len(xb)
+                    weight = loss_weight if key == "loss" else size
                     tracker = trackers.setdefault(key, metrics_mod.Mean(key))
                     if weight:
                         tracker.update_value(value, weight)
@@ -272,13 +285,18 @@ class Model:
         :meth:`predict_proba` for probabilities.
 
         Shapes:
-            ``x`` ``(N, ...)`` -> the net's output ``(N, ...)``.
+            ``x`` ``(N, ...)`` -> the net's output ``(N, ...)``; for a graph with several
+            inputs ``x`` is a list of arrays, and with several outputs the result is a list,
+            one array per output.
         """
         xp = backend.xp()
         with self.mode(training=False):
             outputs = [self.forward(xb) for xb in self._batches(x, None, batch_size)]
         if not outputs:
             raise ValueError("predict: x has no samples")
+        if isinstance(outputs[0], list):
+            return [part[0] if len(outputs) == 1 else xp.concatenate(list(part), axis=0)
+                    for part in zip(*outputs, strict=True)]
         return outputs[0] if len(outputs) == 1 else xp.concatenate(outputs, axis=0)
 
     @property
@@ -328,9 +346,13 @@ class Model:
     def _batches(self, x: Any, y: Any, batch_size: int, shuffle: bool = False,
                  rng: np.random.Generator | None = None) -> data_mod.BatchIterator:
         """Batches of ``x`` in the net's dtype (integer input kept for layers that take indices)."""
-        dtype = self.net.dtype
+        dtype: Any = self.net.dtype
         x_dtype = getattr(x, "dtype", None)
-        if self.net.accepts_integer_input and x_dtype is not None and np.dtype(x_dtype).kind in "iu":
+        if data_mod.is_multi(x):  # several inputs: integer ids stay integer where the graph declares them
+            declared = [t.dtype for t in self.net.inputs] if isinstance(self.net, Graph) else [None] * len(x)
+            dtype = [part.dtype if kind is not None and kind.kind in "iu" and np.dtype(part.dtype).kind in "iu"
+                     else self.net.dtype for part, kind in zip(x, declared, strict=False)]
+        elif self.net.accepts_integer_input and x_dtype is not None and np.dtype(x_dtype).kind in "iu":
             dtype = x_dtype
         return data_mod.batches(x, y, batch_size=batch_size, shuffle=shuffle, rng=rng, dtype=dtype)
 
@@ -432,7 +454,7 @@ class Model:
         if session is not None:
             train_batches = session.batches(train_batches)
         cbs.set_params({"epochs": epochs, "initial_epoch": initial_epoch, "steps": len(train_batches),
-                        "samples": len(x), "verbose": verbose, "batch_size": batch_size})
+                        "samples": data_mod.num_samples(train_batches.x), "verbose": verbose, "batch_size": batch_size})
         self.history = next(c for c in cbs.callbacks if isinstance(c, callbacks_mod.History))
         self._callbacks = cbs.callbacks
         self.stop_training = False
@@ -455,7 +477,7 @@ class Model:
         cbs.on_epoch_begin(epoch)
         trackers: dict[str, metrics_mod.Mean] = {}
         for index, (xb, yb) in enumerate(train_batches):
-            size = len(xb)
+            size = data_mod.num_samples(xb)
             cbs.on_batch_begin(index, {"batch": index, "size": size})
             self.last_loss_weight = None
             batch_logs = self.train_step(xb, yb)
@@ -656,7 +678,7 @@ class Model:
         if not self.net.is_built:
             if shape is None:
                 raise io.CheckpointError(f"{where}: no input_shape stored and the net is not built")
-            self.net.build((1, *shape))
+            self.net.build(io.batch_shape(shape))
         self.scheduler = io.restore_into(ckpt, self.net, self.optimizer, self.scheduler)
         self.epoch, self.global_step, self.split_seed = epoch, step, split_seed
         if shape is not None:
@@ -736,6 +758,26 @@ def _metric_specs(metrics: Any) -> list[str | metrics_mod.Metric]:
         elif not isinstance(spec, metrics_mod.Metric):
             raise TypeError(f"metrics must be names or Metric objects, got {type(spec).__name__}")
     return specs
+
+
+def _metrics_for(loss: BaseLoss, specs: Sequence[Any] | None) -> list[metrics_mod.Metric]:
+    """The metrics for one output: the given specs, or accuracy for a classification loss."""
+    binary = isinstance(loss, SigmoidCrossEntropy)
+    if specs is None:
+        classification = isinstance(loss, (SoftmaxCrossEntropy, NLLLoss, SigmoidCrossEntropy))
+        specs = ["accuracy"] if classification else []
+    return [metrics_mod.get(s, binary=binary) if isinstance(s, str) else _copy_metric(s) for s in specs]
+
+
+class _OutputMetric(metrics_mod.Metric):
+    """A metric of one output of a multi-output model, logged as ``out<k>_<name>``."""
+
+    def __init__(self, metric: metrics_mod.Metric, index: int) -> None:
+        self.metric, self.index = metric, index
+        super().__init__(f"out{index}_{metric.name}")
+
+    def compute(self, predictions: Any, targets: Any) -> float:
+        return self.metric.compute(predictions[self.index], targets[self.index])
 
 
 def _copy_metric(metric: metrics_mod.Metric) -> metrics_mod.Metric:

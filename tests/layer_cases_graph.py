@@ -1,5 +1,6 @@
 """Conformance cases of the merges (``Add``, ``Multiply``, ``Concatenate``) and the containers
-(nested ``Net``, ``Residual``; ``Graph`` cases live with the graph tests' helpers).
+(nested ``Net``, ``Residual``, functional ``Graph``: a shared layer, several inputs,
+several outputs, graphs and nets nested in each other).
 
 Collected into ``layer_cases.ALL_CASES``. A case whose ``input_shape`` is a list of shapes
 feeds the layer a list of arrays (a merge's several inputs).
@@ -10,6 +11,7 @@ from __future__ import annotations
 from layer_cases import Case
 
 from nnframe import layer
+from nnframe.graph import Graph, Input
 from nnframe.net import Net
 
 GRAPH_CASES = [
@@ -39,3 +41,47 @@ GRAPH_CASES = [
 def _repeated() -> Net:
     shared = layer.Dense(4)
     return Net([shared, layer.Tanh(), shared])
+
+
+def _shared_graph() -> Graph:
+    """One Dense called twice (its gradients add up) around a Tanh; a skip joins with Add."""
+    x = Input((4,), name="x")
+    shared = layer.Dense(4, name="shared")
+    h = shared(layer.Tanh()(shared(x)))
+    return Graph(x, layer.Add()([h, x]))
+
+
+def _two_outputs() -> Graph:
+    """Two heads on one trunk: a multi-output graph (its output is a list)."""
+    x = Input((3,))
+    trunk = layer.Tanh()(layer.Dense(5)(x))
+    return Graph(x, [layer.Dense(2)(trunk), layer.Sigmoid()(layer.Dense(1)(trunk))])
+
+
+def _two_inputs() -> Graph:
+    """Two inputs merged by Concatenate and Multiply (a list input)."""
+    a, b = Input((2, 3), name="a"), Input((2, 3), name="b")
+    joined = layer.Concatenate()([layer.Dense(2)(a), b])
+    return Graph([a, b], layer.Multiply()([joined, layer.Dense(5)(b)]))
+
+
+def _nested_graph() -> Net:
+    """A graph inside a Net inside a graph: names like "1.2.w" through every kind of container."""
+    x = Input((3,))
+    inner = _shared_graph_on(3)
+    y = Net([inner, layer.Dense(2)])(layer.Dense(3)(x))
+    return Net([Graph(x, y), layer.Tanh()])
+
+
+def _shared_graph_on(width: int) -> Graph:
+    x = Input((width,))
+    shared = layer.Dense(width)
+    return Graph(x, layer.Add()([shared(x), shared(layer.Tanh()(shared(x)))]))
+
+
+GRAPH_CASES += [
+    Case("Graph-shared-layer", _shared_graph, (3, 4), output_shape=(3, 4)),
+    Case("Graph-two-outputs", _two_outputs, (4, 3), output_shape=[(4, 2), (4, 1)]),
+    Case("Graph-two-inputs", _two_inputs, [(2, 2, 3), (2, 2, 3)], output_shape=(2, 2, 5)),
+    Case("Graph-nested", _nested_graph, (3, 3), output_shape=(3, 2)),
+]

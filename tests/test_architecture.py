@@ -14,7 +14,7 @@ LEVELS = {
     "backend": 0, "random": 0, "errors": 0, "atomic": 0, "safetensors_io": 0, "checkpoint_schema": 0,
     "initializer": 1, "functional": 1, "parameter": 1,
     "layer": 2,
-    "net": 3,
+    "net": 3, "graph": 3,
     "loss": 4, "optimizer": 4, "schedule": 4, "gradcheck": 4,
     "data": 5, "metrics": 5, "callbacks": 5, "io": 5, "plot": 5, "distributed": 5,
     "model": 6,

@@ -32,6 +32,15 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _ones_like(y):
+    """The output gradient of ones (a list of them for a layer with several outputs)."""
+    return [np.ones_like(a) for a in y] if isinstance(y, list) else np.ones_like(y)
+
+
+def _shape_of(y):
+    return [a.shape for a in y] if isinstance(y, list) else y.shape
+
+
 def _expected_param_names(layer) -> set[str]:
     """gradcheck's names: a container's dotted names, a leaf's "0.<key>"."""
     if isinstance(layer, Container):
@@ -61,9 +70,9 @@ def test_output_and_gradient_keep_dtype_and_shape(case: Case, dtype):
         x = _input(case, dtype)
         y = layer.forward(x)
         if case.output_shape is not None:
-            assert y.shape == case.output_shape
-        assert y.dtype == dtype
-        dx = layer.backward(np.ones_like(y))
+            assert _shape_of(y) == case.output_shape
+        assert all(yi.dtype == dtype for yi in _as_list(y))
+        dx = layer.backward(_ones_like(y))
     if case.ids is not None:
         assert dx is None  # integer ids have no gradient
     else:
@@ -84,8 +93,10 @@ def test_train_and_eval_modes(case: Case):
     layer.is_training = False
     y_eval = layer.forward(x)
     y_eval_again = layer.forward(x)
-    np.testing.assert_array_equal(y_eval, y_eval_again)  # eval is deterministic
-    assert (not np.allclose(y_train, y_eval)) == case.train_differs
+    for a, b in zip(_as_list(y_eval), _as_list(y_eval_again), strict=True):
+        np.testing.assert_array_equal(a, b)  # eval is deterministic
+    differs = any(not np.allclose(a, b) for a, b in zip(_as_list(y_train), _as_list(y_eval), strict=True))
+    assert differs == case.train_differs
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=IDS)
@@ -93,7 +104,7 @@ def test_layer_inside_a_net_keeps_flat_views(case: Case):
     net = Net([case.make()])
     x = _input(case, np.float32)
     y = net.forward(x)
-    net.backward(np.ones_like(y))
+    net.backward(_ones_like(y))
     layer = net.layers[0]
     for name in layer.param_names:
         assert np.shares_memory(layer.params[name], net.params.flat)
@@ -127,13 +138,14 @@ def test_shape_inference_agrees_with_forward_and_allocates_nothing(case: Case):
     shapes = layer.state_shapes()
     assert set(shapes) == {*layer.param_names, *layer.nt_param_names}
     y = layer.forward(_input(case, np.float32))
-    assert y.shape == out_shape
+    assert _shape_of(y) == out_shape
     allocated = {k: v.shape for k, v in [*layer.params.items(), *layer.nt_params.items()]}
     assert allocated == shapes
     if isinstance(case.input_shape, list):
-        assert layer.compute_output_shape([(7, *s[1:]) for s in case.input_shape])[0] == 7  # any batch size
+        out = layer.compute_output_shape([(7, *s[1:]) for s in case.input_shape])
     else:
-        assert layer.compute_output_shape((7, *case.input_shape[1:]))[0] == 7  # any batch size
+        out = layer.compute_output_shape((7, *case.input_shape[1:]))
+    assert all(s[0] == 7 for s in (out if isinstance(out, list) else [out]))  # any batch size
 
 
 BAD_SHAPES = [

@@ -12,7 +12,7 @@
 """
 
 from nnframe.data import text
-from nnframe.data.batching import BatchIterator, batches
+from nnframe.data.batching import BatchIterator, batches, is_multi, num_samples
 from nnframe.data.datasets import (
     CHECKSUMS,
     CLASS_NAMES,
@@ -47,7 +47,9 @@ __all__ = [
     "CHECKSUMS", "CLASS_NAMES", "MIRRORS", "SYSTEM_DATA_DIRS", "BatchIterator", "DatasetFormatError",
     "DatasetNotFoundError", "DownloadError", "IDXFormatError", "ImageError", "PNGFormatError",
     "apply_stored_preprocessing", "batches", "check_pixel_values", "decode_image", "download_file", "fit_image",
-    "load_cifar10", "load_dataset", "load_fashion_mnist", "load_mnist", "locate_dataset", "one_hot", "read_idx",
+    "is_multi",
+    "load_cifar10", "load_dataset", "load_fashion_mnist", "load_mnist", "locate_dataset", "num_samples", "one_hot",
+    "read_idx",
     "read_png", "scale_pixels", "standardize", "stored_pixel_range", "stored_standardization", "text",
     "train_val_split",
     "user_cache_dir", "value_range", "write_idx",

@@ -26,8 +26,9 @@ class BatchIterator:
 
     Args:
         x: inputs, any array-like with ``len`` and fancy indexing along axis 0
-            (``ndarray``, ``memmap``). Shape ``(N, ...)``.
-        y: targets of shape ``(N, ...)`` or ``None``.
+            (``ndarray``, ``memmap``). Shape ``(N, ...)``. A list of such arrays (a graph
+            with several inputs) gives a list per batch.
+        y: targets of shape ``(N, ...)`` (a list of them for several outputs) or ``None``.
         batch_size: samples per batch (the last batch may be smaller).
         shuffle: visit samples in a random order, a new one each epoch.
         drop_last: skip the last batch when it has fewer than ``batch_size`` samples.
@@ -37,7 +38,8 @@ class BatchIterator:
         dtype: the dtype of the ``x`` batches (default: the framework dtype,
             :func:`nnframe.backend.get_default_dtype`). Values are cast, never scaled:
             uint8 pixels stay 0..255 (see :func:`nnframe.data.scale_pixels`). Pass
-            ``dtype=x.dtype`` to keep, for example, integer token ids.
+            ``dtype=x.dtype`` to keep, for example, integer token ids. For a list ``x``, a
+            list of dtypes gives each input its own.
 
     Shapes:
         Each item is ``(xb, yb)`` with ``xb`` of shape ``(B, ...)`` in ``dtype`` and ``yb``
@@ -51,27 +53,29 @@ class BatchIterator:
                  dtype: Any = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not hasattr(x, "shape") or len(x.shape) == 0:
-            x = np.asarray(x)
-            if x.ndim == 0:
-                raise ValueError("x must have a batch axis: got a 0-d value")
+        x = _as_batchable(x, "x")
+        n = num_samples(x)
         if y is not None:
-            if not hasattr(y, "shape"):
-                y = np.asarray(y)
-            if len(y) != len(x):
-                raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+            y = _as_batchable(y, "y")
+            if num_samples(y) != n:
+                raise ValueError(f"x and y must have the same length, got {n} and {num_samples(y)}")
         self.x = x
         self.y = y
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.dtype = backend.get_default_dtype() if dtype is None else np.dtype(dtype)
+        if isinstance(dtype, (list, tuple)):
+            if not isinstance(x, list) or len(dtype) != len(x):
+                raise ValueError(f"a list of dtypes needs x as a list of as many arrays, got {len(dtype)} dtypes")
+            self.dtype: Any = [backend.get_default_dtype() if d is None else np.dtype(d) for d in dtype]
+        else:
+            self.dtype = backend.get_default_dtype() if dtype is None else np.dtype(dtype)
         self._rng = get_rng(rng) if self.shuffle else None
 
     @property
     def num_samples(self) -> int:
         """``N``: the number of samples in ``x``."""
-        return len(self.x)
+        return num_samples(self.x)
 
     def __len__(self) -> int:
         """Number of batches in one epoch."""
@@ -90,14 +94,48 @@ class BatchIterator:
 
     def _gather(self, index: slice | np.ndarray) -> Any:
         xp = backend.xp()
-        xb = xp.asarray(self.x[index], dtype=self.dtype)  # reads only this batch's rows
+        if isinstance(self.x, list):  # several inputs: each in its own dtype (a list) or the one dtype
+            dtypes = self.dtype if isinstance(self.dtype, list) else [self.dtype] * len(self.x)
+            xb = [xp.asarray(part[index], dtype=dtype) for part, dtype in zip(self.x, dtypes, strict=True)]
+        else:
+            xb = xp.asarray(self.x[index], dtype=self.dtype)  # reads only this batch's rows
         if self.y is None:
             return xb
+        if isinstance(self.y, list):
+            return xb, [xp.asarray(part[index]) for part in self.y]
         return xb, xp.asarray(self.y[index])
 
     def __repr__(self) -> str:
+        dtype = [d.name for d in self.dtype] if isinstance(self.dtype, list) else self.dtype.name
         return (f"BatchIterator(num_samples={self.num_samples}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, dtype={self.dtype.name})")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, dtype={dtype})")
+
+
+def is_multi(value: Any) -> bool:
+    """Whether ``value`` is a list/tuple of arrays (one per input or output of a graph), not an array-like."""
+    return (isinstance(value, (list, tuple)) and len(value) > 0
+            and all(getattr(v, "ndim", 0) >= 1 for v in value))
+
+
+def num_samples(value: Any) -> int:
+    """``N`` of an array, or of a list of arrays (one per input or output)."""
+    return len(value[0]) if isinstance(value, list) else len(value)
+
+
+def _as_batchable(value: Any, name: str) -> Any:
+    """An array with a batch axis, or a list of them of equal length (several inputs/outputs)."""
+    if is_multi(value):
+        parts = list(value)
+        lengths = [len(p) for p in parts]
+        if len(set(lengths)) > 1:
+            raise ValueError(f"{name}: the arrays of a list (one per input/output) must have the same "
+                             f"length, got {lengths}")
+        return parts
+    if not hasattr(value, "shape") or len(value.shape) == 0:
+        value = np.asarray(value)
+        if value.ndim == 0:
+            raise ValueError(f"{name} must have a batch axis: got a 0-d value")
+    return value
 
 
 def batches(x: Any, y: Any = None, batch_size: int = 128, shuffle: bool = False,

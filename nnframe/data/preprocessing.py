@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from nnframe import backend, functional
+from nnframe.data.batching import is_multi
 from nnframe.random import get_rng
 
 _CHUNK_ELEMENTS = 1 << 22  # elements per pass in standardize: no float64 copy of the whole data set
@@ -42,8 +43,8 @@ def train_val_split(x: Any, y: Any, val_fraction: float = 0.1,
     Each part keeps the original order of its samples.
 
     Args:
-        x: inputs of shape ``(N, ...)``.
-        y: targets of shape ``(N, ...)``, or ``None``.
+        x: inputs of shape ``(N, ...)`` (a list of them for several inputs).
+        y: targets of shape ``(N, ...)`` (a list for several outputs), or ``None``.
         val_fraction: share of samples for validation, in ``(0, 1)``; the validation
             part has ``round(N * val_fraction)`` samples (at least one of each part).
         rng: int seed or ``numpy.random.Generator``.
@@ -54,9 +55,10 @@ def train_val_split(x: Any, y: Any, val_fraction: float = 0.1,
     Raises:
         ValueError: for a fraction outside ``(0, 1)``, mismatched lengths, or too few samples.
     """
-    n = len(x)
-    if y is not None and len(y) != n:
-        raise ValueError(f"train_val_split: x and y must have the same length, got {n} and {len(y)}")
+    n = len(x[0]) if is_multi(x) else len(x)
+    ny = None if y is None else len(y[0]) if is_multi(y) else len(y)
+    if y is not None and ny != n:
+        raise ValueError(f"train_val_split: x and y must have the same length, got {n} and {ny}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"train_val_split: val_fraction must lie in (0, 1), got {val_fraction!r}")
     n_val = int(round(n * val_fraction))
@@ -68,8 +70,13 @@ def train_val_split(x: Any, y: Any, val_fraction: float = 0.1,
     perm = get_rng(rng).permutation(n)
     val_idx = np.sort(perm[:n_val])
     train_idx = np.sort(perm[n_val:])
-    pick = (lambda a, i: None) if y is None else (lambda a, i: a[i])
-    return (x[train_idx], pick(y, train_idx)), (x[val_idx], pick(y, val_idx))
+
+    def pick(a: Any, i: np.ndarray) -> Any:
+        if a is None:
+            return None
+        return [part[i] for part in a] if is_multi(a) else a[i]
+
+    return (pick(x, train_idx), pick(y, train_idx)), (pick(x, val_idx), pick(y, val_idx))
 
 
 def scale_pixels(x: Any, dtype: Any = None) -> np.ndarray:

@@ -109,8 +109,17 @@ class Layer:
         shape = self.shapes or None
         return f"layer: {self.name}\tshape: {shape}"
 
-    def __call__(self, inputs: Array) -> Array:
-        return self.forward(inputs)
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        """``forward(inputs)`` on arrays; on symbolic tensors (``nnframe.Input``), record the call
+        for a :class:`~nnframe.graph.Graph` and return the output's symbolic tensor(s)."""
+        from nnframe.layer import symbolic  # noqa: PLC0415 - symbolic builds on this module
+
+        if symbolic.is_symbolic(inputs):
+            if kwargs:
+                raise TypeError(f"{self.name}: keyword arguments {sorted(kwargs)} cannot be used in a graph; "
+                                "pass several tensors as a list, e.g. layer([x, h0])")
+            return symbolic.connect(self, inputs)
+        return self.forward(inputs, **kwargs)
 
     def forward(self, inputs: Array) -> Array:
         """Compute the output from ``inputs``, caching in ``ctx`` what backward needs."""
