@@ -48,7 +48,37 @@ def test_every_public_loss_has_a_gradient_case():
     public = {name for name, obj in vars(L).items()
               if isinstance(obj, type) and issubclass(obj, L.BaseLoss) and obj is not L.BaseLoss}
     assert {"SoftmaxCrossEntropy", "MSE", "Huber"} <= public  # the scan sees the losses
+    public -= {"MultiLoss"}  # takes lists of predictions: test_multi_loss_gradient_is_each_weighted_part
     assert public - {type(case[1]).__name__ for case in LOSS_CASES} == set(), "losses without a gradient check"
+
+
+def test_multi_loss_gradient_is_each_weighted_part():
+    multi = L.MultiLoss([L.SoftmaxCrossEntropy(), "MSE"], weights=[0.5, 2.0])
+    preds, targets = [LOGITS.copy(), REG_PRED.copy()], [LABELS, REG_TARGET]
+    value, grads = multi.loss_and_grad(preds, targets)
+    assert value == pytest.approx(0.5 * L.SoftmaxCrossEntropy().loss(LOGITS, LABELS) + 2.0 * L.MSE().loss(
+        REG_PRED, REG_TARGET), rel=1e-12)
+    assert multi.last_parts == [pytest.approx(L.SoftmaxCrossEntropy().loss(LOGITS, LABELS)),
+                                pytest.approx(L.MSE().loss(REG_PRED, REG_TARGET))]
+    eps = 1e-6
+    for k in range(2):
+        numeric = np.zeros_like(preds[k])
+        for i in np.ndindex(preds[k].shape):
+            old = preds[k][i]
+            preds[k][i] = old + eps
+            up = multi.loss(preds, targets)
+            preds[k][i] = old - eps
+            down = multi.loss(preds, targets)
+            preds[k][i] = old
+            numeric[i] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(grads[k], numeric, rtol=1e-5, atol=1e-8)
+    assert grads[0].dtype == np.float64
+    again = L.get({"class": "MultiLoss", **multi.get_config()})
+    assert again.weights == [0.5, 2.0] and [type(p).__name__ for p in again.losses] == ["SoftmaxCrossEntropy", "MSE"]
+    with pytest.raises(ShapeError, match="expected predictions as a list of 2"):
+        multi.loss(LOGITS, targets)
+    with pytest.raises(ValueError, match="non-negative"):
+        L.MultiLoss(["MSE"], weights=[-1.0])
 
 
 @pytest.mark.parametrize("name,loss,pred,target", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
