@@ -401,15 +401,16 @@ def _is_layer_class(name: Any) -> bool:
         return False
 
 
-def planned_state(net: Container, input_shape: tuple[int, ...], name: str = "checkpoint") -> dict[str, tuple[int, ...]]:
-    """Every parameter's and buffer's shape of ``net`` for one sample of ``input_shape``, allocating nothing.
+def planned_state(net: Container, input_shape: Any, name: str = "checkpoint") -> dict[str, tuple[int, ...]]:
+    """Every parameter's and buffer's shape of ``net`` for one sample of ``input_shape`` (a list of
+    shapes for a graph with several inputs), allocating nothing.
 
     Raises:
         CheckpointError: when a layer cannot take its input, or a layer's output would hold
             more than :data:`MAX_INPUT_ELEMENTS` values per sample.
     """
     try:
-        outputs, states = net.infer_shapes((1, *input_shape))
+        outputs, states = net.infer_shapes(batch_shape(input_shape))
     except (ShapeError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{name}: the net in its config cannot take input of shape {input_shape}: "
                               f"{exc}") from None
