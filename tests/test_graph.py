@@ -262,3 +262,19 @@ def test_model_summary_lists_graph_nodes_and_the_cli_spec_trains_a_graph(tmp_pat
     assert status == 0, err
     loaded = nnframe.load(ckpt)
     assert isinstance(loaded.net, Graph) and "1.body.0.w" in loaded.net.params
+
+
+def test_the_resnet_example_spec_is_the_example_graph():
+    import importlib.util
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    spec = importlib.util.spec_from_file_location("fashion_resnet", examples / "fashion_resnet.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built = module.build_graph()
+    loaded = Graph.from_config(json.loads((examples / "fashion_resnet.json").read_text()))
+    assert loaded.get_config() == built.get_config()
+    outputs, states = loaded.infer_shapes((1, 28, 28, 1))
+    assert outputs[-1] == (1, 10) and states == built.infer_shapes((1, 28, 28, 1))[1]
+    assert any(isinstance(lay, layer.Residual) and lay.shortcut is not None for lay in loaded.layers)
