@@ -117,8 +117,10 @@ def main(argv: list[str] | None = None) -> float:
     steps = len(x_train) // args.batch
     lr_schedule = schedule.OneCycleLR(m.optimizer, max_lr=args.max_lr, total_steps=args.epochs * steps,
                                       cycle_momentum=False)
+    states = m.net.state_shapes()  # shapes inferred when the graph was made; nothing allocated yet
+    count = sum(int(np.prod(states[name])) for name in m.net.param_names)
     print(f"{len(x_train)} training / {len(x_test)} test images; {args.epochs} epochs of {steps} batches "
-          f"of {args.batch}; {m.net.num_params:,} parameters", flush=True)
+          f"of {args.batch}; {count:,} parameters", flush=True)
     accuracy = 0.0
     for epoch in range(args.epochs):
         order = rng.permutation(len(x_train))
