@@ -232,6 +232,8 @@ def build_model(model_or_net: Model | Net, input_shape: Sequence[int] | None = N
     dtype = np.dtype(net.dtype)
     if dtype not in _ELEM_TYPES:
         raise ExportError(f"export: the net's dtype must be float32 or float64, got {dtype}")
+    if not isinstance(net, Net) and type(net) not in TOP_LEVEL:  # a container class with no exporter yet
+        converter_for(net, "0")
     _check_exportable(net)
     ctx = ExportContext(opset, dtype)
     top = TOP_LEVEL.get(type(net))
