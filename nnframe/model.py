@@ -260,7 +260,8 @@ class Model:
         trackers: dict[str, metrics_mod.Mean] = {}
         with self.mode(training=False):
             for index, (xb, yb) in enumerate(self._batches(x, y, batch_size)):
-                if xb.dtype.kind == "f" and not bool(backend.xp().isfinite(xb).all()):
+                if any(part.dtype.kind == "f" and not bool(backend.xp().isfinite(part).all())
+                       for part in (xb if isinstance(xb, list) else [xb])):
                     raise ValueError(f"evaluate: x holds NaN or infinity (in the batch of samples from "
                                      f"{index * batch_size}); the loss would be NaN")
                 self.last_loss_weight = None
