@@ -586,4 +586,9 @@ def _residual(ctx: ExportContext, lay: layer.Residual, x: Tensor, out_shape: tup
 
 
 # the converters of newer layer families register themselves into the same table
-from nnframe.interop import onnx_export_attention, onnx_export_rnn, onnx_export_seq  # noqa: E402, F401
+from nnframe.interop import (  # noqa: E402, F401
+    onnx_export_attention,
+    onnx_export_graph,
+    onnx_export_rnn,
+    onnx_export_seq,
+)
