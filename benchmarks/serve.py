@@ -3,11 +3,12 @@
 For each mode the real command (``python -m nnframe serve CKPT --port 0``) runs in a
 child process bound to 127.0.0.1 (with ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` unset,
 as every benchmark here); this process opens ``--clients`` keep-alive connections to
-it and each sends ``--requests`` ``POST /api/predict`` requests one after another, a
-28x28 PNG each (a Fashion-MNIST test image where the data set is installed, else a
-synthetic one). It reports requests/s, p50/p90/p99 latency and errors, then stops the
-server. Traffic goes to 127.0.0.1 only; every request has a timeout and the whole
-run a deadline (``--max-seconds``), so it always stops by itself.
+it (all connections are open before the clock starts) and each sends ``--requests``
+``POST /api/predict`` requests one after another, a 28x28 PNG each (a Fashion-MNIST
+test image where the data set is installed, else a synthetic one). It reports
+requests/s, p50/p90/p99 latency and errors, then stops the server. Traffic goes to
+127.0.0.1 only; every request has a timeout and the whole run a deadline
+(``--max-seconds``), so it always stops by itself.
 
 Without ``--checkpoint`` it saves the seed's 784-200-100-70-30-10 MLP (freshly
 initialised: the cost of a forward pass does not depend on the weights) with
@@ -37,7 +38,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--checkpoint", default=None, help="a classifier checkpoint (default: the seed MLP)")
     p.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections (default 32)")
     p.add_argument("--requests", type=int, default=2000,
-                   help="requests in total per mode, shared among the clients (default 2000)")
+                   help="requests per client per mode (default 2000: 32 x 2,000 = 64,000 requests)")
     p.add_argument("--modes", default="batched,unbatched", help="batched, unbatched or both (default both)")
     p.add_argument("--batch-wait-ms", type=float, default=2.0, help="the server's batching window (default 2)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one request may take (default 10)")
@@ -99,11 +100,11 @@ def start_server(checkpoint: Path, batched: bool, wait_ms: float, threads: int) 
     return proc, int(line.split("http://127.0.0.1:")[1].split("/")[0])
 
 
-async def _client(port: int, body: bytes, count: int, timeout: float, deadline: float,
-                  latencies: list[float], errors: list[str]) -> None:
+async def _client(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], body: bytes, count: int,
+                  timeout: float, deadline: float, latencies: list[float], errors: list[str]) -> None:
     request = (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = connection
     try:
         for _ in range(count):
             if time.monotonic() > deadline:
@@ -128,20 +129,22 @@ async def _client(port: int, body: bytes, count: int, timeout: float, deadline: 
 
 async def load(port: int, body: bytes, clients: int, requests: int, timeout: float,
                max_seconds: float) -> dict[str, float]:
-    """Send ``requests`` requests over ``clients`` connections; latency percentiles and throughput."""
+    """Send ``requests`` requests on each of ``clients`` connections (opened before the clock starts);
+    latency percentiles and throughput."""
     latencies: list[float] = []
     errors: list[str] = []
-    shares = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
+    connections = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(clients)))
     deadline = time.monotonic() + max_seconds
     start = time.perf_counter()
-    await asyncio.gather(*(_client(port, body, n, timeout, deadline, latencies, errors) for n in shares if n))
+    await asyncio.gather(*(_client(c, body, requests, timeout, deadline, latencies, errors) for c in connections))
+    requests *= clients
     elapsed = time.perf_counter() - start
     ordered = sorted(latencies)
 
     def pct(q: float) -> float:
         return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
-    return {"requests": len(latencies), "errors": len(errors) + (requests - len(latencies) - len(errors)),
+    return {"requests": len(latencies), "errors": requests - len(latencies),
             "seconds": elapsed, "rps": len(latencies) / elapsed, "p50_ms": pct(0.50), "p90_ms": pct(0.90),
             "p99_ms": pct(0.99), "error_kinds": sorted(set(errors))}
 
@@ -159,7 +162,7 @@ def main(argv: list[str]) -> int:
                 return 2
             proc, port = start_server(checkpoint, mode == "batched", args.batch_wait_ms, args.threads)
             try:
-                asyncio.run(load(port, body, min(args.clients, 8), 64, args.timeout, 30))  # warm-up
+                asyncio.run(load(port, body, min(args.clients, 8), 32, args.timeout, 30))  # warm-up
                 time.sleep(0.5)
                 result = asyncio.run(load(port, body, args.clients, args.requests, args.timeout, args.max_seconds))
             finally:
@@ -168,7 +171,7 @@ def main(argv: list[str]) -> int:
             results[mode] = result
             rows.append([mode, result["requests"], result["errors"], result["rps"], result["p50_ms"],
                          result["p90_ms"], result["p99_ms"]])
-    print(f"nnframe serve load test: {args.clients} clients, {args.requests} requests per mode, 28x28 PNG bodies, "
+    print(f"nnframe serve load test: {args.clients} clients x {args.requests} requests per mode, 28x28 PNG bodies, "
           f"127.0.0.1; checkpoint {args.checkpoint or 'the seed MLP'}; batching window {args.batch_wait_ms:g} ms")
     print(f"server: {args.threads} BLAS thread(s), OPENBLAS_CORETYPE unset; this machine: "
           f"{common.machine_info()['cpu']}, {common.cpu_count()} cores (clients and server share them)")
