@@ -298,3 +298,15 @@ def test_serve_command_serves_until_stopped(checkpoint):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_load_test_benchmark_runs_bounded_and_reports(capsys):
+    from benchmarks import serve as serve_bench
+
+    assert serve_bench.main(["--clients", "3", "--requests", "4", "--modes", "batched,unbatched"]) == 0
+    out = capsys.readouterr().out
+    results = json.loads(out.strip().splitlines()[-1])["serve"]
+    for mode in ("batched", "unbatched"):
+        r = results[mode]
+        assert r["requests"] == 12 and r["errors"] == 0 and r["rps"] > 0 and r["p50_ms"] <= r["p99_ms"]
+    assert "3 clients x 4 requests" in out
