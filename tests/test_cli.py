@@ -524,3 +524,23 @@ def test_end_to_end_on_fashion_mnist(tmp_path):
     status, eval_out, err = run(["evaluate", ckpt, "--data-dir", FASHION_DIR, "--no-download"])
     assert status == 0, err
     assert EVAL_RE.search(eval_out).group(0) == train_figures.group(0)
+
+
+def test_option_types_say_what_they_expected():
+    import argparse
+
+    from nnframe import cli_types
+
+    assert cli_types.positive_int("3") == 3 and cli_types.port("0") == 0 and cli_types.fraction("0.5") == 0.5
+    assert cli_types.milliseconds("1000") == 1000.0 and cli_types.non_negative_int("0") == 0
+    for parse, bad, expected in [(cli_types.positive_int, "0", "a positive integer"),
+                                 (cli_types.positive_int, "x", "a positive integer"),
+                                 (cli_types.positive_float, "0", "a positive number"),
+                                 (cli_types.positive_float, "inf", "a positive number"),
+                                 (cli_types.positive_float, "nan", "a positive number"),
+                                 (cli_types.fraction, "1", "a number in [0, 1)"),
+                                 (cli_types.port, "65536", "a port number 0..65535"),
+                                 (cli_types.milliseconds, "-1", "milliseconds 0..1000"),
+                                 (cli_types.non_negative_int, "-1", "a non-negative integer")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected {re.escape(expected)}, got '{re.escape(bad)}'"):
+            parse(bad)

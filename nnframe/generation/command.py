@@ -11,19 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nnframe import cli_types
+
 
 class GenerateCommandError(ValueError):
     """A problem with the generate command's arguments; printed as one line by the CLI."""
 
 
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+_temperature = cli_types.number_type(float, "a number >= 0", low=0)
 
 
 def add_parser(commands: Any, positive_int: Any) -> None:

@@ -8,42 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nnframe import cli_types
+
 SERVE_MISSING = ("nnframe serve needs the web stack: pip install 'nnframe[serve]' "
                  "(starlette, uvicorn, pillow, threadpoolctl)")
 
 
 class ServeError(ValueError):
     """A problem with what ``nnframe serve`` was asked to do; printed as one line."""
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {value}")
-    return value
-
-
-def _milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds 0..1000, got {text!r}") from None
-    if not 0 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"expected milliseconds 0..1000, got {value:g}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_parser(commands: Any) -> None:
@@ -59,16 +31,16 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 listens on every "
                         "interface, reachable from the network)")
-    p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--max-batch", type=_positive, default=64, metavar="N",
+    p.add_argument("--port", type=cli_types.port, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-batch", type=cli_types.positive_int, default=64, metavar="N",
                    help="most samples in one forward pass (default 64)")
-    p.add_argument("--batch-wait-ms", type=_milliseconds, default=2.0, metavar="MS",
+    p.add_argument("--batch-wait-ms", type=cli_types.milliseconds, default=2.0, metavar="MS",
                    help="how long a request waits for others to share its forward pass (default 2)")
     p.add_argument("--no-batching", action="store_true", help="run every request on its own")
-    p.add_argument("--threads", type=_positive, default=1, metavar="N",
+    p.add_argument("--threads", type=cli_types.positive_int, default=1, metavar="N",
                    help="BLAS threads for inference (default 1: requests are small batches, and the web server "
                         "needs a core of its own)")
-    p.add_argument("--max-body-kb", type=_positive, default=4096, metavar="KB",
+    p.add_argument("--max-body-kb", type=cli_types.positive_int, default=4096, metavar="KB",
                    help="largest request body in KiB; larger ones get 413 (default 4096)")
     p.set_defaults(handler=cmd_serve)
 
