@@ -56,15 +56,6 @@ def write_spec(path: Path) -> None:
         f.write((json.dumps(spec(), indent=2) + "\n").encode())
 
 
-def evaluate(m: model.Model, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> float:
-    """Accuracy of ``m`` on ``(x, y)`` in evaluation mode."""
-    m.net.eval()
-    correct = sum(int((m.forward(x[i : i + batch]).argmax(axis=1) == y[i : i + batch]).sum())
-                  for i in range(0, len(x), batch))
-    m.net.train()
-    return correct / len(x)
-
-
 def main(argv: list[str] | None = None) -> float:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=12)
@@ -109,7 +100,7 @@ def main(argv: list[str] | None = None) -> float:
             m.apply_grad(step)
             lr_schedule.step()
             total += batch_loss
-        accuracy = evaluate(m, x_test, y_test)
+        accuracy = m.evaluate(x_test, y_test, batch_size=1000)["accuracy"]
         print(f"epoch {epoch + 1:2d}/{args.epochs}  train loss {total / steps:.4f}  test accuracy {accuracy:.4f}  "
               f"wall {time.perf_counter() - start:6.0f} s  cpu {time.process_time() - cpu_start:6.0f} s",
               flush=True)
