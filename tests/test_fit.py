@@ -209,6 +209,32 @@ def test_summary_prints_layers_shapes_and_parameter_counts(capsys):
         model.summary(print_fn=None)
 
 
+def test_summary_module_draws_the_models_table_and_shape_text_reads_shapes():
+    from nnframe import summary
+
+    model = Model(net.Net([layer.Flatten(), layer.Dense(3)]), loss.SoftmaxCrossEntropy(), optimizer.SGD(0.1))
+    with pytest.raises(ValueError, match="input shape is unknown"):
+        summary.summary_text(model)
+    text = summary.summary_text(model, (2, 2, 1))
+    assert model.input_shape == (2, 2, 1) and text == model.summary_text()
+    assert text.splitlines()[0] == "Model: 2 layers, input (None, 2, 2, 1), float32"
+    assert summary.shape_text(None) == "?"
+    assert summary.shape_text((28, 28, 1)) == "(None, 28, 28, 1)"
+    assert summary.shape_text([(4,), (2, 3)]) == "(None, 4), (None, 2, 3)"
+
+
+def test_model_takes_its_loop_from_the_trainer_mixin():
+    from nnframe.trainer import Trainer
+
+    assert issubclass(Model, Trainer)
+    for name in ("fit", "evaluate", "predict", "mode"):
+        assert getattr(Model, name) is getattr(Trainer, name), name
+    x, y = blobs(n=16)
+    model = mlp()
+    model.fit(x, y, epochs=1, verbose=0, metrics=["accuracy"])  # fit(metrics=) goes through Model._use_metrics
+    assert model.metrics == ["accuracy"] and model.history.epoch == [0]
+
+
 def test_summary_does_not_disturb_training_state():
     x, y = blobs(n=40)
     a, b = mlp(), mlp()
