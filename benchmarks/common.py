@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Environment variables that fix the thread count of OpenBLAS, OpenMP and MKL.
-THREAD_ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NNFRAME_NUM_THREADS")
 
 #: Environment variables that override OpenBLAS's own choice of kernels and cache size.
 #: Set on this project's machine (``OPENBLAS_CORETYPE=Haswell``), they hold NumPy's sgemm
@@ -77,7 +77,9 @@ def cpu_count() -> int:
 
 
 def set_thread_env(threads: int) -> bool:
-    """Ask OpenBLAS, OpenMP and MKL for ``threads`` threads via the environment.
+    """Ask OpenBLAS, OpenMP, MKL and nnframe's layers (:mod:`nnframe.threads`) for ``threads`` threads.
+
+    Sets the environment variables :data:`THREAD_ENV_VARS`.
 
     Returns:
         ``True`` if NumPy was not loaded yet (so its BLAS will honour the setting),
@@ -477,6 +479,10 @@ def blas_line() -> str:
     line = (f"NumPy {blas['numpy']} BLAS: {blas.get('name')} {blas.get('version')}, kernels "
             f"{blas.get('corename')}, {blas.get('num_threads')} threads ({blas.get('source')}); "
             f"overrides unset for this run: {cleared}")
+    if "nnframe" in sys.modules:
+        from nnframe import threads  # noqa: PLC0415 - only where nnframe is loaded already
+
+        line += f"; nnframe layers: {threads.get_num_threads()} threads"
     if still:
         line += f"; STILL SET: {still}"
     torch = torch_info()

@@ -464,15 +464,15 @@ def test_conv_refills_its_im2col_workspace_and_stays_correct():
     conv.forward(x1)
     fresh.forward(x2)
     fresh.params["w"][...] = conv.params["w"]
-    cols = conv.ctx["cols"]
+    cols = conv.ctx["cols"].buffer
     y = conv.forward(x2)
-    assert conv.ctx["cols"] is cols  # the same memory, refilled
+    assert conv.ctx["cols"].buffer is cols  # the same memory, refilled
     g = rng.normal(size=y.shape).astype(np.float32)
     np.testing.assert_array_equal(y, fresh.forward(x2))
     np.testing.assert_array_equal(conv.backward(g), fresh.backward(g))
     np.testing.assert_array_equal(conv.grads["w"], fresh.grads["w"])
     conv.forward(x2[:1])  # another batch size: a new matrix, not a wrong-shaped one
-    assert conv.ctx["cols"].shape[0] == 36 and conv.ctx["cols"] is not cols
+    assert conv.ctx["cols"].buffer.shape[0] == 36 and conv.ctx["cols"].buffer is not cols
 
 
 def test_im2col_fills_out_only_when_it_fits():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nnframe import backend
+from nnframe import backend, threads
 from nnframe import functional as F
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
@@ -42,7 +42,15 @@ class ReLU(Activation):
         return out
 
     def backward(self, grad: Array) -> Array:
-        return grad * (self.ctx["Y"] > 0.0)
+        xp, y = backend.xp(), self.ctx["Y"]
+        slices = [slice(None)]
+        if grad.shape == y.shape and y.ndim:  # large batches: split between threads
+            slices = threads.batch_slices(y.shape[0], y.size // max(y.shape[0], 1))
+        if len(slices) == 1:
+            return grad * (y > 0.0)
+        dx = xp.empty(y.shape, dtype=grad.dtype)
+        threads.map_slices(lambda part: xp.multiply(grad[part], y[part] > 0.0, out=dx[part]), slices)
+        return dx
 
     def forward_func(self, x: Array) -> Array:
         return F.relu(x)

@@ -17,9 +17,10 @@ forward, like :class:`~nnframe.layer.Dense`'s input features.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from nnframe import backend
+from nnframe import backend, threads
 from nnframe import functional as F
 from nnframe import initializer as init_mod
 from nnframe.backend import Array
@@ -114,9 +115,26 @@ def take_workspace(workspace: dict[str, Array] | None, key: str, shape: Sequence
     return buffer
 
 
+@dataclass
+class Unfolded:
+    """What :func:`conv_forward` keeps for :func:`conv_backward`: the unfolded input, per batch slice.
+
+    Attributes:
+        slices: the batch slices the work was split into (:func:`nnframe.threads.batch_slices`).
+        blocks: per slice, its unfolded input: im2col rows ``(M_s, KH * KW * C)``, banded
+            rows, or (grouped) ``(G, M, K_g)``.
+        buffer: the C-contiguous im2col matrix the blocks are views of, kept by the layer
+            as a workspace for the next forward; ``None`` when the blocks own their memory.
+    """
+
+    slices: list[slice]
+    blocks: list[Array]
+    buffer: Array | None = None
+
+
 def conv_forward(x: Array, w: Array, b: Array | None, stride: F.Pair, dilation: F.Pair,
                  padding: F.Padding2D, groups: int,
-                 workspace: dict[str, Array] | None = None) -> tuple[Array, Array]:
+                 workspace: dict[str, Array] | None = None) -> tuple[Array, Unfolded]:
     """The forward convolution and the unfolded input that backward needs.
 
     Shapes:
@@ -126,34 +144,55 @@ def conv_forward(x: Array, w: Array, b: Array | None, stride: F.Pair, dilation: 
         :func:`band_block` gives a block ``B``, the rows of
         :func:`~nnframe.functional.unfold_rows` ``(M / B, KH * (B + KW - 1) * C (+ 1 with a bias))``.
 
+    One group (the usual convolution) is split by images between threads
+    (:mod:`nnframe.threads`): each thread unfolds and multiplies its own images.
     ``workspace``: the layer's spare arrays; a spare ``"cols"`` of the right shape is
-    filled instead of allocating the columns afresh (see :class:`Conv2D`).
+    filled instead of allocating the columns afresh, and the columns are put back there.
     """
     xp = backend.xp()
     kh, kw, cg, cout = w.shape
     n, h, width, _ = x.shape
     oh = F.conv_output_size(h, kh, stride[0], dilation[0], sum(padding[0]))
     ow = F.conv_output_size(width, kw, stride[1], dilation[1], sum(padding[1]))
+    whole = [slice(0, n)]
     block = band_block(w.shape, ow, stride, dilation, groups)
     if block:  # the bias rides in the product: a ones column times a bias row
         rows = F.unfold_rows(F.pad2d(x, padding), (kh, kw), block, ones_column=b is not None)  # (M/B, KH*Wb*C+1)
         out = rows @ F.banded_kernel(w, block, b)  # (N*OH*OW/B, B*C_out)
-        return out.reshape(n, oh, ow, cout), rows
+        return out.reshape(n, oh, ow, cout), Unfolded(whole, [rows])
     cols_shape = F.im2col_shape(x.shape, (kh, kw), stride, dilation, padding)
-    cols = F.im2col(x, (kh, kw), stride, dilation, padding,
-                    out=take_workspace(workspace, "cols", cols_shape, x.dtype))  # (M, KH*KW*C)
-    m = cols.shape[0]
-    if groups == 1:
-        out = cols @ w.reshape(kh * kw * cg, cout)  # (M, C_out)
-    else:
+    m, k = cols_shape
+    if groups != 1:
+        cols = F.im2col(x, (kh, kw), stride, dilation, padding)  # (M, KH*KW*C)
         cols = cols.reshape(m, kh * kw, groups, cg).transpose(2, 0, 1, 3)  # (G, M, KH*KW, Cg)
         cols = xp.ascontiguousarray(cols).reshape(groups, m, kh * kw * cg)  # (G, M, K_g)
         w_g = w.reshape(kh * kw * cg, groups, cout // groups).transpose(1, 0, 2)  # (G, K_g, Co_g)
-        out = xp.ascontiguousarray(xp.matmul(cols, w_g).transpose(1, 0, 2)).reshape(m, cout)  # (M, C_out)
-    out = out.reshape(n, oh, ow, cout)
-    if b is not None:
-        add_channel_bias(out, b)
-    return out, cols
+        out = xp.ascontiguousarray(xp.matmul(cols, w_g).transpose(1, 0, 2)).reshape(n, oh, ow, cout)
+        if b is not None:
+            add_channel_bias(out, b)
+        return out, Unfolded(whole, [cols])
+    per_image = oh * ow
+    buffer = None
+    if F.im2col_fills_out(x.shape, (kh, kw), dilation):
+        buffer = take_workspace(workspace, "cols", cols_shape, x.dtype)
+        buffer = xp.empty(cols_shape, dtype=x.dtype) if buffer is None else buffer
+    out = xp.empty((n, oh, ow, cout), dtype=x.dtype)
+    w2 = w.reshape(k, cout)
+
+    def forward_slice(part: slice) -> Array:
+        rows = threads.rows_of(part, per_image)
+        cols = F.im2col(x[part], (kh, kw), stride, dilation, padding,
+                        out=None if buffer is None else buffer[rows])  # (M_s, K)
+        xp.matmul(cols, w2, out=out.reshape(m, cout)[rows])
+        if b is not None:
+            add_channel_bias(out[part], b)
+        return cols
+
+    slices = threads.batch_slices(n, per_image * (k + cout))
+    blocks = threads.map_slices(forward_slice, slices)
+    if workspace is not None and buffer is not None:
+        workspace["cols"] = buffer  # refilled by the next forward, which also replaces the layer's ctx
+    return out, Unfolded(slices, blocks, buffer)
 
 
 def transposed_as_conv(kernel_shape: Sequence[int], stride: F.Pair, dilation: F.Pair,
@@ -173,14 +212,15 @@ def transposed_as_conv(kernel_shape: Sequence[int], stride: F.Pair, dilation: F.
 
 
 def input_grad_as_conv(grad: Array, w: Array, x_shape: Sequence[int], dilation: F.Pair,
-                       padding: F.Padding2D) -> Array:
+                       padding: F.Padding2D, out: Array | None = None) -> Array:
     """The input gradient of a stride-1 convolution, as a convolution of ``grad`` with the flipped kernel.
 
     ``dx[n, y, x, c] = sum_{p, q, o} g[n, y + top - p DH, x + left - q DW, o] w[p, q, c, o]``: a
     convolution of ``grad`` padded by ``DH (KH - 1) - top`` (above; likewise the other sides) with
     ``wf[p, q, o, c] = w[KH-1-p, KW-1-q, c, o]``; one :func:`~nnframe.functional.im2col` and one product.
 
-    Shapes: ``grad`` ``(N, OH, OW, C_out)``; ``w`` ``(KH, KW, C_in, C_out)``; output ``x_shape`` ``(N, H, W, C_in)``.
+    Shapes: ``grad`` ``(N, OH, OW, C_out)``; ``w`` ``(KH, KW, C_in, C_out)``; output ``x_shape``
+    ``(N, H, W, C_in)``, written into ``out`` (C-contiguous, that shape) if given.
     """
     xp = backend.xp()
     kh, kw, cin, cout = w.shape
@@ -189,24 +229,31 @@ def input_grad_as_conv(grad: Array, w: Array, x_shape: Sequence[int], dilation: 
     flipped = xp.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh * kw * cout, cin)  # (K', C_in)
     grad_padding = ((reach_h - top, reach_h - bottom), (reach_w - left, reach_w - right))
     gcols = F.im2col(grad, (kh, kw), (1, 1), dilation, grad_padding)  # (N*H*W, K')
-    return (gcols @ flipped).reshape(x_shape)
+    if out is None:
+        return (gcols @ flipped).reshape(x_shape)
+    xp.matmul(gcols, flipped, out=out.reshape(-1, cin))
+    return out
 
 
-def conv_backward(grad: Array, cols: Array, w: Array, x_shape: tuple[int, ...], stride: F.Pair,
+def conv_backward(grad: Array, saved: Unfolded, w: Array, x_shape: tuple[int, ...], stride: F.Pair,
                   dilation: F.Pair, padding: F.Padding2D, groups: int, grad_w: Array,
                   grad_b: Array | None, input_grad: bool) -> Array | None:
     """Write the kernel (and bias) gradients in place and return the input gradient.
 
     Args:
         grad: ``(N, OH, OW, C_out)``.
-        cols: the columns :func:`conv_forward` returned.
+        saved: what :func:`conv_forward` returned beside the output.
         grad_w, grad_b: arrays of ``w``'s and ``b``'s shapes, written in place.
         input_grad: whether to compute the input gradient (``None`` is returned if not).
+
+    The work is split by images as the forward's was: each thread takes its images'
+    share of the kernel gradient (summed afterwards, in slice order) and their input gradient.
     """
     xp = backend.xp()
     kh, kw, cg, cout = w.shape
     block = band_block(w.shape, grad.shape[2], stride, dilation, groups)
     if block:
+        cols = saved.blocks[0]
         g_rows = grad.reshape(-1, block * cout)  # (N*OH*OW/B, B*C_out)
         F.banded_kernel_grad(cols.T @ g_rows, (kh, kw), block, out=grad_w, out_bias=grad_b)
         if not input_grad:
@@ -216,37 +263,77 @@ def conv_backward(grad: Array, cols: Array, w: Array, x_shape: tuple[int, ...], 
         padded = F.fold_rows(g_rows @ F.banded_kernel(w, block).T, (n, h + top + bottom, width + left + right, c),
                              (kh, kw), block)  # (N, Hp, Wp, C)
         return xp.ascontiguousarray(padded[:, top : top + h, left : left + width])  # (N, H, W, C)
+    if groups != 1:
+        return _grouped_backward(grad, saved.blocks[0], w, x_shape, stride, dilation, padding, groups,
+                                 grad_w, grad_b, input_grad)
+    w2 = w.reshape(kh * kw * cg, cout)  # (K, C_out)
+    dx = xp.empty(x_shape, dtype=grad.dtype) if input_grad else None
+    as_conv = transposed_as_conv(w.shape, stride, dilation, padding)
+    blocks = dict(zip((part.start for part in saved.slices), saved.blocks, strict=True))
+
+    def backward_slice(part: slice) -> tuple[Array, Array | None]:
+        g = grad[part]  # (N_s, OH, OW, C_out)
+        g2 = g.reshape(-1, cout)  # (M_s, C_out)
+        gw = (g2.T @ blocks[part.start]).T  # (K, C_out): faster than cols.T @ g2 (measured)
+        gb = None if grad_b is None else F.channel_sums(g2)
+        if dx is not None:
+            part_shape = (part.stop - part.start, *x_shape[1:])
+            if as_conv:
+                input_grad_as_conv(g, w, part_shape, dilation, padding, out=dx[part])
+            else:
+                dx[part] = _input_grad_col2im(g, w2, (kh, kw), part_shape, stride, dilation, padding)
+        return gw, gb
+
+    parts = threads.map_slices(backward_slice, saved.slices)
+    gw_total = grad_w.reshape(kh * kw * cg, cout)
+    gw_total[...] = parts[0][0]
+    for gw, _ in parts[1:]:
+        gw_total += gw
+    if grad_b is not None:
+        grad_b[...] = parts[0][1]
+        for _, gb in parts[1:]:
+            grad_b += gb
+    return dx
+
+
+def _input_grad_col2im(g: Array, w2: Array, kernel_size: F.Pair, x_shape: Sequence[int], stride: F.Pair,
+                       dilation: F.Pair, padding: F.Padding2D) -> Array:
+    """The input gradient as one product and a :func:`~nnframe.functional.col2im` scatter (any stride).
+
+    Shapes: ``g`` ``(N, OH, OW, C_out)``; ``w2`` ``(KH * KW * C_in, C_out)``; output ``x_shape`` ``(N, H, W, C_in)``.
+    """
+    n, oh, ow, cout = g.shape
+    padded_width = x_shape[2] + sum(padding[1])
+    if tuple(stride) == (1, 1) and ow < 24 and padded_width <= 2 * ow:
+        # col2im over whole padded rows (contiguous adds): pad the gradient's rows to the
+        # padded input width with zeros, which the product turns into zero columns. Pays
+        # when output rows are short (LeNet's 10x10: col2im 3.6 -> 2.0 ms for 128 images,
+        # for 1.4x the product); for 28-wide rows the padding copy costs more than it saves.
+        g_wide = F.pad2d(g, ((0, 0), (0, padded_width - ow)))
+        dcols = (w2 @ g_wide.reshape(-1, cout).T).T  # (N*OH*Wp, K), Fortran order
+        return F.col2im(dcols, x_shape, kernel_size, stride, dilation, padding, wide=True)
+    dcols = (w2 @ g.reshape(-1, cout).T).T  # (M, K), Fortran order: what col2im reads fastest
+    return F.col2im(dcols, x_shape, kernel_size, stride, dilation, padding)
+
+
+def _grouped_backward(grad: Array, cols: Array, w: Array, x_shape: tuple[int, ...], stride: F.Pair,
+                      dilation: F.Pair, padding: F.Padding2D, groups: int, grad_w: Array,
+                      grad_b: Array | None, input_grad: bool) -> Array | None:
+    """:func:`conv_backward` for ``groups > 1``: one batched product over the groups."""
+    xp = backend.xp()
+    kh, kw, cg, cout = w.shape
     g2 = grad.reshape(-1, cout)  # (M, C_out)
     if grad_b is not None:
         F.channel_sums(g2, out=grad_b)
-    if groups == 1:
-        w2 = w.reshape(kh * kw * cg, cout)  # (K, C_out)
-        grad_w.reshape(kh * kw * cg, cout)[...] = (g2.T @ cols).T  # faster than cols.T @ g2 (measured)
-        if not input_grad:
-            return None
-        if transposed_as_conv(w.shape, stride, dilation, padding):
-            return input_grad_as_conv(grad, w, x_shape, dilation, padding)
-        n, oh, ow, _ = grad.shape
-        padded_width = x_shape[2] + sum(padding[1])
-        if stride == (1, 1) and ow < 24 and padded_width <= 2 * ow:
-            # col2im over whole padded rows (contiguous adds): pad the gradient's rows to the
-            # padded input width with zeros, which the product turns into zero columns. Pays
-            # when output rows are short (LeNet's 10x10: col2im 3.6 -> 2.0 ms for 128 images,
-            # for 1.4x the product); for 28-wide rows the padding copy costs more than it saves.
-            g_wide = F.pad2d(grad.reshape(n, oh, ow, cout), ((0, 0), (0, padded_width - ow)))
-            dcols = (w2 @ g_wide.reshape(-1, cout).T).T  # (N*OH*Wp, K), Fortran order
-            return F.col2im(dcols, x_shape, (kh, kw), stride, dilation, padding, wide=True)
-        dcols = (w2 @ g2.T).T  # (M, K), Fortran order: what col2im reads fastest
-    else:
-        m, cog = g2.shape[0], cout // groups
-        g_g = g2.reshape(m, groups, cog).transpose(1, 0, 2)  # (G, M, Co_g)
-        w_g = w.reshape(kh * kw * cg, groups, cog).transpose(1, 0, 2)  # (G, K_g, Co_g)
-        gw_g = xp.matmul(cols.transpose(0, 2, 1), g_g)  # (G, K_g, Co_g)
-        grad_w.reshape(kh * kw * cg, groups, cog)[...] = gw_g.transpose(1, 0, 2)
-        if not input_grad:
-            return None
-        dcols = xp.matmul(g_g, w_g.transpose(0, 2, 1))  # (G, M, K_g)
-        dcols = dcols.reshape(groups, m, kh * kw, cg).transpose(1, 2, 0, 3).reshape(m, -1)  # (M, K)
+    m, cog = g2.shape[0], cout // groups
+    g_g = g2.reshape(m, groups, cog).transpose(1, 0, 2)  # (G, M, Co_g)
+    w_g = w.reshape(kh * kw * cg, groups, cog).transpose(1, 0, 2)  # (G, K_g, Co_g)
+    gw_g = xp.matmul(cols.transpose(0, 2, 1), g_g)  # (G, K_g, Co_g)
+    grad_w.reshape(kh * kw * cg, groups, cog)[...] = gw_g.transpose(1, 0, 2)
+    if not input_grad:
+        return None
+    dcols = xp.matmul(g_g, w_g.transpose(0, 2, 1))  # (G, M, K_g)
+    dcols = dcols.reshape(groups, m, kh * kw, cg).transpose(1, 2, 0, 3).reshape(m, -1)  # (M, K)
     return F.col2im(dcols, x_shape, (kh, kw), stride, dilation, padding)
 
 
@@ -372,7 +459,6 @@ class Conv2D(Layer):
         out, cols = conv_forward(inputs, self.params["w"], self.params.get("b"), self.stride,
                                  self.dilation, padding, self.groups, self.workspace)
         self.ctx = {"cols": cols, "x_shape": inputs.shape, "padding": padding}
-        self.workspace["cols"] = cols  # refilled by the next forward, which also replaces ctx: never read stale
         return out
 
     def backward(self, grad: Array) -> Array | None:
@@ -445,7 +531,6 @@ class Conv1D(Conv2D):
                                  self.params.get("b"), self.stride, self.dilation, padding, self.groups,
                                  self.workspace)
         self.ctx = {"cols": cols, "x_shape": (n, 1, length, c), "padding": padding}
-        self.workspace["cols"] = cols  # as in Conv2D.forward
         return out.reshape(n, out.shape[2], out.shape[3])  # (N, L_out, C_out)
 
     def backward(self, grad: Array) -> Array | None:

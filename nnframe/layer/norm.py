@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from nnframe import backend
+from nnframe import backend, threads
 from nnframe import functional as F
 from nnframe import initializer as init_mod
 from nnframe.backend import Array
@@ -109,25 +109,42 @@ class BatchNorm(_Affine):
     def forward(self, inputs: Array) -> Array:
         xp = backend.xp()
         self._prepare(inputs)
-        channels = inputs.shape[-1]
-        rows, reps = F.channel_rows(xp.ascontiguousarray(inputs))  # (R, reps*C): channels tile each row
-        count = inputs.size // channels
+        x = xp.ascontiguousarray(inputs)
+        channels, n = x.shape[-1], x.shape[0]
+        count = x.size // channels
+        slices = threads.batch_slices(n, x.size // max(n, 1))  # each thread takes some samples
+        xhat = None
         if self.is_training:
             if count < 2:
                 raise ShapeError(f"{self.name}: training needs more than one value per feature, got input "
                                  f"of shape {tuple(inputs.shape)}")
-            mean = F.channel_sums(inputs) * (1.0 / count)  # (C,)
-            xhat = rows - xp.tile(mean, reps)  # centred, (R, reps*C)
-            var = F.channel_sums((xhat * xhat).reshape(-1, channels)) * (1.0 / count)
+            mean = threads.sum_parts(threads.map_slices(lambda s: F.channel_sums(x[s]), slices)) * (1.0 / count)
+            xhat = xp.empty_like(x)
+
+            def centre(part: slice) -> Array:  # xhat = x - mean; returns the part's sum of squares
+                rows, reps = F.channel_rows(xhat[part])
+                xp.subtract(F.channel_rows(x[part])[0], xp.tile(mean, reps), out=rows)
+                return F.channel_sums(xp.square(rows).reshape(-1, channels))
+
+            var = threads.sum_parts(threads.map_slices(centre, slices)) * (1.0 / count)  # (C,)
             self._update_running(mean, var, count)
         else:
-            var = self.nt_params["running_var"]
-            xhat = rows - xp.tile(self.nt_params["running_mean"], reps)
+            mean, var = self.nt_params["running_mean"], self.nt_params["running_var"]
         inv_std = 1.0 / xp.sqrt(var + self.eps)  # (C,)
-        xhat *= xp.tile(inv_std, reps)
-        out = xhat * xp.tile(self.params["gamma"], reps)
-        out += xp.tile(self.params["beta"], reps)
-        self.ctx = {"xhat": xhat, "inv_std": inv_std, "reps": reps, "train": self.is_training}
+        scale = self.params["gamma"] * inv_std
+        shift = self.params["beta"] - mean * scale
+        out = xp.empty_like(x)
+
+        def normalize(part: slice) -> None:  # out = x * scale + shift; xhat *= inv_std
+            rows, reps = F.channel_rows(out[part])
+            xp.multiply(F.channel_rows(x[part])[0], xp.tile(scale, reps), out=rows)
+            rows += xp.tile(shift, reps)
+            if xhat is not None:
+                F.channel_rows(xhat[part])[0].__imul__(xp.tile(inv_std, reps))
+
+        threads.map_slices(normalize, slices)
+        self.ctx = {"x": x, "xhat": xhat, "mean": mean, "inv_std": inv_std, "slices": slices,
+                    "train": self.is_training}
         return out.reshape(inputs.shape)
 
     def _update_running(self, mean: Array, var: Array, count: int) -> None:
@@ -139,22 +156,42 @@ class BatchNorm(_Affine):
 
     def backward(self, grad: Array) -> Array | None:
         xp = backend.xp()
-        xhat, inv_std, reps = self.ctx["xhat"], self.ctx["inv_std"], self.ctx["reps"]
+        inv_std, slices = self.ctx["inv_std"], self.ctx["slices"]
+        xhat = self.ctx["xhat"]
+        if xhat is None:  # evaluation mode: normalized with the running statistics
+            xhat = (self.ctx["x"] - self.ctx["mean"]) * inv_std
         channels = inv_std.shape[0]
-        g = xp.ascontiguousarray(grad).reshape(xhat.shape)  # (R, reps*C)
-        dgamma = F.channel_sums((g * xhat).reshape(-1, channels), out=self._grad_buffer("gamma"))
-        dbeta = F.channel_sums(g.reshape(-1, channels), out=self._grad_buffer("beta"))
+        g = xp.ascontiguousarray(grad).reshape(xhat.shape)
+
+        def sums(part: slice) -> tuple[Array, Array]:
+            g2 = g[part].reshape(-1, channels)
+            return F.channel_sums(g2 * xhat[part].reshape(-1, channels)), F.channel_sums(g2)
+
+        parts = threads.map_slices(sums, slices)
+        dgamma = self._grad_buffer("gamma")
+        dbeta = self._grad_buffer("beta")
+        dgamma[...] = threads.sum_parts([p[0] for p in parts])
+        dbeta[...] = threads.sum_parts([p[1] for p in parts])
         if not self.requires_input_grad:
             return None
-        scale = xp.tile(self.params["gamma"] * inv_std, reps)
-        if not self.ctx["train"]:
-            return (g * scale).reshape(grad.shape)
+        scale = self.params["gamma"] * inv_std
+        dx = xp.empty_like(g)
         count = xhat.size // channels
-        # dx = gamma / std * (g - mean(g) - xhat * mean(g * xhat)), means over the count values per channel
-        dx = xhat * xp.tile(dgamma * (-1.0 / count), reps)
-        dx += g
-        dx -= xp.tile(dbeta * (1.0 / count), reps)
-        dx *= scale
+        train = self.ctx["train"]
+
+        def input_grad(part: slice) -> None:
+            # dx = gamma / std * (g - mean(g) - xhat * mean(g * xhat)), means over the count values per channel
+            rows, reps = F.channel_rows(dx[part])
+            g_rows = F.channel_rows(g[part])[0]
+            if not train:
+                xp.multiply(g_rows, xp.tile(scale, reps), out=rows)
+                return
+            xp.multiply(F.channel_rows(xhat[part])[0], xp.tile(dgamma * (-1.0 / count), reps), out=rows)
+            rows += g_rows
+            rows -= xp.tile(dbeta * (1.0 / count), reps)
+            rows *= xp.tile(scale, reps)
+
+        threads.map_slices(input_grad, slices)
         return dx.reshape(grad.shape)
 
     def get_config(self) -> dict[str, Any]:

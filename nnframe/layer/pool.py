@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nnframe import backend
+from nnframe import backend, threads
 from nnframe import functional as F
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
@@ -141,12 +141,20 @@ class MaxPool2D(_Pool2D):
         n, h, w, c = inputs.shape
         (kh, kw), (oh, ow) = self.pool_size, out_size
         by_tap = xp.arange(w).reshape(ow, kw).T.ravel()  # column j*OW + o of the result: o*KW + j
-        taps = xp.take(inputs.reshape(n * oh, kh, w, c), by_tap, axis=2)  # (N*OH, KH, KW*OW, C)
-        taps = taps.reshape(n * oh, kh * kw, ow * c)  # (N*OH, KH*KW, OW*C): tap (i, j) in plane i*KW + j
-        out = taps[:, 0].copy()  # (N*OH, OW*C)
-        for t in range(1, kh * kw):
-            xp.maximum(out, taps[:, t], out=out)
-        self.ctx = {"taps": taps, "out": out}
+        taps = xp.empty((n * oh, kh * kw, ow * c), dtype=inputs.dtype)  # tap (i, j) in plane i*KW + j
+        out = xp.empty((n * oh, ow * c), dtype=inputs.dtype)
+
+        def pool(part: slice) -> None:  # the images of one thread
+            rows = threads.rows_of(part, oh)
+            xp.take(inputs[part].reshape(-1, kh, w, c), by_tap, axis=2,
+                    out=taps[rows].reshape(-1, kh, kw * ow, c))  # (N_s*OH, KH, KW*OW, C)
+            xp.copyto(out[rows], taps[rows, 0])
+            for t in range(1, kh * kw):
+                xp.maximum(out[rows], taps[rows, t], out=out[rows])
+
+        slices = threads.batch_slices(n, h * w * c)
+        threads.map_slices(pool, slices)
+        self.ctx = {"taps": taps, "out": out, "slices": slices}
         return out.reshape(n, oh, ow, c)
 
     def _backward_tiled(self, grad: Array) -> Array:
@@ -156,21 +164,28 @@ class MaxPool2D(_Pool2D):
         kh, kw = self.pool_size
         g2 = grad.reshape(n * oh, ow * c)  # (N*OH, OW*C)
         routed = xp.empty_like(taps)  # the gradient each tap receives, (N*OH, KH*KW, OW*C)
-        unrouted = None  # windows whose gradient is not yet placed (None: all of them)
-        for t in range(kh * kw):  # row-major window order: the first maximum wins
-            if t == kh * kw - 1:  # the last tap wins every window still unrouted
-                winner = True if unrouted is None else unrouted
-            else:
-                winner = taps[:, t] == out
-                if unrouted is None:
-                    unrouted = ~winner
-                else:
-                    winner &= unrouted
-                    unrouted ^= winner
-            xp.multiply(g2, winner, out=routed[:, t])
         by_column = xp.arange(kw * ow).reshape(kw, ow).T.ravel()  # column o*KW + j of dx: plane j*OW + o
-        dx = xp.take(routed.reshape(n * oh * kh, kw * ow, c), by_column, axis=1)  # (N*OH*KH, W, C)
-        return dx.reshape(n, oh * kh, ow * kw, c)
+        dx = xp.empty((n, oh * kh, ow * kw, c), dtype=routed.dtype)
+
+        def route(part: slice) -> None:  # the images of one thread
+            rows = threads.rows_of(part, oh)
+            unrouted = None  # windows whose gradient is not yet placed (None: all of them)
+            for t in range(kh * kw):  # row-major window order: the first maximum wins
+                if t == kh * kw - 1:  # the last tap wins every window still unrouted
+                    winner = True if unrouted is None else unrouted
+                else:
+                    winner = taps[rows, t] == out[rows]
+                    if unrouted is None:
+                        unrouted = ~winner
+                    else:
+                        winner &= unrouted
+                        unrouted ^= winner
+                xp.multiply(g2[rows], winner, out=routed[rows, t])
+            xp.take(routed[rows].reshape(-1, kw * ow, c), by_column, axis=1,
+                    out=dx[part].reshape(-1, kw * ow, c))  # (N_s*OH*KH, W, C)
+
+        threads.map_slices(route, self.ctx["slices"])
+        return dx
 
 
 class AvgPool2D(_Pool2D):
