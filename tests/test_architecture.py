@@ -18,7 +18,8 @@ LEVELS = {
     "loss": 4, "optimizer": 4, "schedule": 4, "gradcheck": 4,
     "data": 5, "metrics": 5, "callbacks": 5, "io": 5, "plot": 5, "distributed": 5,
     "model": 6, "trainer": 6, "summary": 6,
-    "cli": 7, "cli_paths": 7, "cli_types": 7, "__main__": 7, "interop": 7, "onnx": 7, "torch": 7, "serve": 7,
+    "cli": 7, "cli_paths": 7, "cli_types": 7, "cli_common": 7, "cli_train": 7, "cli_checkpoint": 7, "__main__": 7,
+    "interop": 7, "onnx": 7, "torch": 7, "serve": 7,
     "generation": 7,
     "__init__": 8,
 }
