@@ -189,9 +189,7 @@ class Timings:
         for name in (numerator, denominator):
             if name not in self.wall:
                 raise KeyError(f"no timings for {name!r}; measured: {self.names}")
-        per_round = [a / b for a, b in zip(self.wall[numerator], self.wall[denominator], strict=True)]
-        return {"median": median(per_round), "min": min(per_round), "max": max(per_round),
-                "per_round": per_round}
+        return per_round_ratio(self.wall[numerator], self.wall[denominator])
 
     def table(self, unit: float = 1.0, unit_name: str = "s") -> tuple[list[str], list[list[Any]]]:
         """Headers and rows (median, best, range, median CPU) for :func:`format_table`.
@@ -210,6 +208,31 @@ class Timings:
         """A JSON-ready copy (for ``--json``)."""
         return {"names": self.names, "wall_s": self.wall, "cpu_s": self.cpu, "orders": self.orders,
                 "gap_s": self.gap_s}
+
+
+def per_round_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> dict[str, Any]:
+    """``numerators[r] / denominators[r]`` for every round ``r``, with its median and range.
+
+    Returns:
+        ``{"median", "min", "max", "per_round"}`` (what :func:`format_ratio` prints).
+
+    Raises:
+        ValueError: when the two lists differ in length or are empty.
+    """
+    if len(numerators) != len(denominators) or not numerators:
+        raise ValueError(f"per_round_ratio needs two equally long, non-empty lists of seconds, got "
+                         f"{len(numerators)} and {len(denominators)}")
+    per_round = [a / b for a, b in zip(numerators, denominators, strict=True)]
+    return {"median": median(per_round), "min": min(per_round), "max": max(per_round), "per_round": per_round}
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages from ``/proc/loadavg`` (``"?"`` where there is none), for reports."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def compare(

@@ -216,10 +216,7 @@ def measure(args: argparse.Namespace, data: dict[str, np.ndarray], log) -> dict[
 
 def ratio_ranges(raw: dict[str, dict[str, Any]], small_batches: list[int]) -> dict[str, dict[str, Any]]:
     """nnframe's time over each PyTorch variant's, per round (median and range), for training and inference."""
-    def per_round(a: list[float], b: list[float]) -> dict[str, Any]:
-        values = [x / y for x, y in zip(a, b, strict=True)]
-        return {"median": common.median(values), "min": min(values), "max": max(values), "per_round": values}
-
+    per_round = common.per_round_ratio
     nn, out = raw["nnframe"], {}
     for other in ("pytorch", "pytorch_fused"):
         out[f"epoch_nnframe_over_{other}"] = per_round(nn["train_s"], raw[other]["train_s"])
@@ -336,14 +333,6 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _load_average() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks lenet", description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=common.cpu_count(),
@@ -377,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.frameworks = (args.only,) if args.only else FRAMEWORKS
     log = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
-    load_start = _load_average()
+    load_start = common.load_average()
     data = load_data(args.data_dir)
     steps = len(data["x_train"]) // args.batch
     batches = min(args.batches or steps, steps)
@@ -408,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         log("profiling nnframe ...")
         report["layer_times"] = layer_times(args, data)
         report["profile"] = profile_text(args, data)
-    report["load_average_end"] = _load_average()
+    report["load_average_end"] = common.load_average()
     if args.json:
         common.write_json(args.json, report)
     print(json.dumps(report) if args.quiet else format_report(report))

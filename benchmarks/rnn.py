@@ -164,14 +164,6 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _load_average() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks rnn", description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=common.cpu_count(),
@@ -197,11 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.torch_threads is None:
         args.torch_threads = args.threads
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    start = _load_average()
+    start = common.load_average()
     results = {kind: measure(kind, args, log) for kind in args.kinds}
     report = {"benchmark": "rnn", "config": vars(args), "machine": common.machine_info(),
               "blas": common.blas_info(), "blas_line": common.blas_line(), "results": results,
-              "load_average_start": start, "load_average_end": _load_average()}
+              "load_average_start": start, "load_average_end": common.load_average()}
     if args.json:
         common.write_json(args.json, report)
     print(format_report(report))

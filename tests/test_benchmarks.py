@@ -221,6 +221,23 @@ def test_ratio_is_taken_per_round():
         common.compare({"x": lambda: None}, rounds=0)
 
 
+def test_per_round_ratio_and_load_average_are_shared_by_the_suites():
+    ratio = common.per_round_ratio([2.0, 9.0, 3.0], [1.0, 3.0, 2.0])
+    assert ratio == {"median": 2.0, "min": 1.5, "max": 3.0, "per_round": [2.0, 3.0, 1.5]}
+    with pytest.raises(ValueError, match="equally long, non-empty lists of seconds, got 2 and 1"):
+        common.per_round_ratio([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="got 0 and 0"):
+        common.per_round_ratio([], [])
+    load = common.load_average()
+    assert load == "?" or [float(v) >= 0 for v in load.split()] == [True] * 3
+
+
+def test_mlp_batch_slices_drop_or_keep_the_last_partial_batch():
+    assert mlp.batch_slices(10, 4, drop_last=True) == [slice(0, 4), slice(4, 8)]
+    assert mlp.batch_slices(10, 4, drop_last=False) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    assert mlp.batch_slices(3, 4, drop_last=True) == []
+
+
 def test_clear_blas_overrides_refuses_once_numpy_is_loaded(monkeypatch):
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     with pytest.raises(RuntimeError, match="before NumPy is imported"):
