@@ -457,22 +457,28 @@ def test_conv_input_errors_say_what_was_expected():
         layer.Conv2DTranspose(4, 3, groups=2).forward(np.zeros((1, 4, 4, 3), dtype=np.float32))
 
 
-def test_conv_refills_its_im2col_workspace_and_stays_correct():
+def test_conv_keeps_its_input_not_the_im2col_matrix_and_unfolds_it_again_in_blocks(monkeypatch):
     rng = np.random.default_rng(11)
-    x1, x2 = rng.normal(size=(2, 2, 6, 6, 8)).astype(np.float32)
-    conv, fresh = layer.Conv2D(20, 3, padding=1), layer.Conv2D(20, 3, padding=1)  # > 16 channels: im2col
-    conv.forward(x1)
-    fresh.forward(x2)
-    fresh.params["w"][...] = conv.params["w"]
-    cols = conv.ctx["cols"].buffer
-    y = conv.forward(x2)
-    assert conv.ctx["cols"].buffer is cols  # the same memory, refilled
-    g = rng.normal(size=y.shape).astype(np.float32)
-    np.testing.assert_array_equal(y, fresh.forward(x2))
-    np.testing.assert_array_equal(conv.backward(g), fresh.backward(g))
-    np.testing.assert_array_equal(conv.grads["w"], fresh.grads["w"])
-    conv.forward(x2[:1])  # another batch size: a new matrix, not a wrong-shaped one
-    assert conv.ctx["cols"].buffer.shape[0] == 36 and conv.ctx["cols"].buffer is not cols
+    x = rng.normal(size=(5, 6, 6, 8)).astype(np.float64)
+    conv = layer.Conv2D(20, 3, padding=1)  # > 16 channels: im2col, copied row-wise
+    with backend.default_dtype("float64"):
+        y = conv.forward(x)
+    saved = conv.ctx["cols"]
+    assert saved.blocks is None and saved.x is x  # no (N*OH*OW, K) matrix is kept
+    g = rng.normal(size=y.shape)
+    dx = conv.backward(g)
+    gw = conv.grads["w"].copy()
+    monkeypatch.setattr(conv_module, "_BLOCK_BYTES", 1)  # one image per block
+    assert conv_module.images_per_block(36, 72, 8) == 1
+    np.testing.assert_allclose(conv.forward(x), y, rtol=1e-12)
+    np.testing.assert_allclose(conv.backward(g), dx, rtol=1e-12)
+    np.testing.assert_allclose(conv.grads["w"], gw, rtol=1e-12)
+    # the same layer through the stored-columns path (a Fortran-ordered copy for few channels)
+    monkeypatch.setattr(F, "im2col_fills_out", lambda *args: False)
+    np.testing.assert_allclose(conv.forward(x), y, rtol=1e-12)
+    assert conv.ctx["cols"].x is None and len(conv.ctx["cols"].blocks) >= 1
+    np.testing.assert_allclose(conv.backward(g), dx, rtol=1e-12)
+    np.testing.assert_allclose(conv.grads["w"], gw, rtol=1e-12)
 
 
 def test_im2col_fills_out_only_when_it_fits():
