@@ -57,8 +57,9 @@ def softmax(x: Array, axis: int = -1) -> Array:
     return e
 
 
-def relu(x: Array) -> Array:
-    """``max(x, 0)`` element-wise (NaN stays NaN).
+def relu(x: Array, out: Array | None = None) -> Array:
+    """``max(x, 0)`` element-wise (NaN stays NaN), into ``out`` when given (``out=x``
+    overwrites the input: no new array, the fastest form for a temporary).
 
     NumPy's ``maximum`` against a scalar skips its vectorised loop: against a row of
     zeros it runs 2.3x faster (LeNet's 128x28x28x6 activations: 0.42 -> 0.18 ms), so a
@@ -66,13 +67,17 @@ def relu(x: Array) -> Array:
     (:mod:`nnframe.threads`) when it is large.
     """
     xp = backend.xp()
-    if x.ndim < 2 or not x.flags.c_contiguous:
-        return xp.maximum(x, 0.0)
+    if x.ndim < 2 or not x.flags.c_contiguous or (out is not None and not out.flags.c_contiguous):
+        return xp.maximum(x, 0.0, out=out)
     zeros = xp.zeros(x.shape[-1] * (x.shape[-2] if x.ndim > 2 else 1), dtype=x.dtype)
     slices = threads.batch_slices(x.shape[0], x.size // max(x.shape[0], 1))
     if len(slices) == 1:
-        return xp.maximum(x.reshape(-1, zeros.shape[0]), zeros).reshape(x.shape)  # (N*H, W*C), (N, D) ...
-    out = xp.empty_like(x)
+        rows = x.reshape(-1, zeros.shape[0])  # (N*H, W*C), (N, D) ...
+        if out is None:
+            return xp.maximum(rows, zeros).reshape(x.shape)
+        xp.maximum(rows, zeros, out=out.reshape(rows.shape))
+        return out
+    out = xp.empty_like(x) if out is None else out
     threads.map_slices(lambda part: xp.maximum(x[part].reshape(-1, zeros.shape[0]), zeros,
                                                out=out[part].reshape(-1, zeros.shape[0])), slices)
     return out
@@ -493,24 +498,53 @@ def safe_softmax(x: Array, axis: int = -1, keep: Array | None = None) -> Array:
     whose entries are all hidden gives all zeros instead of NaN.
 
     Entries are hidden by being ``-inf`` in ``x``, or ``False`` in ``keep`` (a bool array
-    broadcastable to ``x``). When every score lies within ``±60`` (checked with two whole-array
-    reductions) ``exp(x)`` can neither overflow nor underflow, so the per-slice maximum is
-    not subtracted (that reduction over a short last axis is the slowest step); otherwise it is.
+    broadcastable to ``x``). Computed as ``e * inv_total`` from :func:`masked_exp`.
+    """
+    e, inv_total = masked_exp(x, axis=axis, keep=keep)
+    e *= inv_total
+    return e
+
+
+def masked_exp(x: Array, axis: int = -1, keep: Array | None = None,
+               overwrite: bool = False) -> tuple[Array, Array]:
+    """The parts of a masked softmax: ``softmax(x) = e * inv_total``, so that a caller can
+    apply the normalisation to something smaller than ``x`` (attention scales its
+    ``(N, h, T, d)`` output instead of the ``(N, h, T, S)`` weights: ``(e @ v) * inv_total``).
+
+    Entries are hidden by being ``-inf`` in ``x``, or ``False`` in ``keep`` (a bool array
+    broadcastable to ``x``); they get ``e = 0``. A slice whose entries are all hidden gets
+    ``inv_total = 1`` (so its softmax is all zeros, never NaN). When every score lies
+    within ``±60`` (checked with two whole-array reductions) ``exp(x)`` can neither overflow
+    nor underflow, so the per-slice maximum is not subtracted (that reduction over a short
+    last axis is the slowest step); otherwise it is. Sums along the last axis are taken as
+    one matrix-vector product with a ones vector (a BLAS call, ~3x faster than ``sum``).
+
+    Args:
+        x: scores, any shape.
+        axis: the softmax axis.
+        keep: optional bool array broadcastable to ``x``, ``False`` = hidden.
+        overwrite: ``e`` may be written into ``x`` (a temporary the caller gives up).
+
+    Returns:
+        ``(e, inv_total)``: ``e`` has ``x``'s shape and dtype; ``inv_total`` has ``x``'s
+        shape with ``axis`` of size 1.
     """
     xp = backend.xp()
     if -_NO_SHIFT_LIMIT < float(x.min()) and float(x.max()) < _NO_SHIFT_LIMIT:  # False for NaN and -inf
-        e = xp.exp(x)
+        e = xp.exp(x, out=x) if overwrite else xp.exp(x)
         if keep is not None:
-            e *= keep
+            e *= keep if keep.size >= e.size else keep.astype(e.dtype)  # a float factor multiplies faster
     else:
         if keep is not None:
             x = xp.where(keep, x, -np.inf).astype(x.dtype, copy=False)
-        e = x - _finite_max(x, axis)
+        e = xp.subtract(x, _finite_max(x, axis), out=x if overwrite else None)
         xp.exp(e, out=e)
-    total = e.sum(axis=axis, keepdims=True)
-    total[total == 0.0] = 1.0  # all-hidden slices: 0 / 1
-    e /= total
-    return e
+    if e.flags.c_contiguous and axis in (-1, e.ndim - 1):
+        total = (e.reshape(-1, e.shape[-1]) @ xp.ones(e.shape[-1], dtype=e.dtype)).reshape(*e.shape[:-1], 1)
+    else:
+        total = e.sum(axis=axis, keepdims=True)
+    total[total == 0.0] = 1.0  # all-hidden slices: 0 * 1
+    return e, xp.reciprocal(total, out=total)
 
 
 _NO_SHIFT_LIMIT = 60.0  # exp(60) * 1e12 terms stays below float32's max; exp(-60) above its tiny

@@ -208,3 +208,26 @@ def test_safe_softmax_with_keep_mask_matches_the_masked_formula(scale):
     assert y.dtype == np.float32 and np.isfinite(y).all()
     np.testing.assert_allclose(y, expected, rtol=2e-6, atol=1e-7)
     np.testing.assert_array_equal(y[:, :, 1], 0.0)
+
+
+@pytest.mark.parametrize("causal,padded", [(True, False), (False, True)])
+def test_eval_forward_matches_training_and_backward_after_it_gives_the_same_gradients(causal, padded):
+    # evaluation mode leaves exp(scores) unnormalised and scales the (N, h, T, d) product
+    # instead; backward after such a forward normalises the weights itself
+    x = _rng(2).normal(size=(2, 5, 8))
+    pad = np.array([[False] * 5, [False, False, True, True, True]]) if padded else None
+    g = _rng(3).normal(size=(2, 5, 8))
+    results = []
+    with backend.default_dtype("float64"):
+        mha = layer.MultiHeadAttention(8, 2, causal=causal)
+        mha.forward(x)
+        for training in (True, False):
+            mha.is_training = training
+            out = mha.forward(x, key_padding_mask=pad)
+            dx = mha.backward(g)
+            results.append((out, dx, {k: v.copy() for k, v in mha.grads.items()}))
+    (out_t, dx_t, grads_t), (out_e, dx_e, grads_e) = results
+    np.testing.assert_allclose(out_e, out_t, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_e, dx_t, rtol=1e-12, atol=1e-12)
+    for name, grad in grads_t.items():
+        np.testing.assert_allclose(grads_e[name], grad, rtol=1e-12, atol=1e-12, err_msg=name)

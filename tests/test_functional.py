@@ -246,3 +246,40 @@ def test_relu_is_maximum_with_zero_and_keeps_shape_and_dtype(make, dtype):
     out = F.relu(x)
     assert out.dtype == dtype and out.shape == x.shape
     np.testing.assert_array_equal(out, np.maximum(x, 0.0))  # NaN stays NaN
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: rng.normal(size=(4, 6, 5)),  # rows compared with a zero row, written in place
+    lambda rng: rng.normal(size=(4, 6, 5, 3)).transpose(0, 2, 1, 3),  # not contiguous: plain maximum
+])
+def test_relu_into_out_overwrites_the_input_when_asked(make):
+    x = make(np.random.default_rng(3)).astype(np.float32)
+    expected = np.maximum(x, 0.0)
+    out = F.relu(x, out=x)
+    assert out is x
+    np.testing.assert_array_equal(x, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1.0, 100.0])  # inside and outside the no-shift range
+def test_masked_exp_parts_give_the_softmax_and_zero_rows_for_all_hidden(dtype, scale):
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=(2, 3, 5)) * scale).astype(dtype)
+    keep = rng.random((2, 3, 5)) > 0.4
+    keep[1, 2] = False  # one slice with every entry hidden
+    e, inv_total = F.masked_exp(x, keep=keep)
+    assert e.dtype == inv_total.dtype == dtype and inv_total.shape == (2, 3, 1)
+    expected = np.zeros(x.shape)
+    for i, j in np.ndindex(2, 3):  # the softmax of each slice's kept entries, in float64
+        kept = x[i, j, keep[i, j]].astype(np.float64)
+        if kept.size:
+            expected[i, j, keep[i, j]] = np.exp(kept - kept.max()) / np.exp(kept - kept.max()).sum()
+    np.testing.assert_allclose(e * inv_total, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-30)
+    np.testing.assert_array_equal(e[1, 2], 0.0)
+    assert inv_total[1, 2, 0] == 1.0
+    before = x.copy()
+    F.masked_exp(x, keep=keep)
+    np.testing.assert_array_equal(x, before)  # overwrite=False leaves the scores alone
+    e2, inv2 = F.masked_exp(x, axis=1, keep=keep, overwrite=True)  # not the last axis: summed by sum()
+    assert inv2.shape == (2, 1, 5) and np.shares_memory(e2, x) == (scale == 1.0)  # masked by where() if shifted

@@ -165,3 +165,21 @@ def test_zeropad2d_matches_torch():
     np.testing.assert_array_equal(y, yt.numpy().transpose(0, 2, 3, 1))
     g = np.random.default_rng(6).normal(size=y.shape).astype(np.float32)
     np.testing.assert_array_equal(pad.backward(g), g[:, 0:3, 1:5, :])
+
+
+def test_layernorm_eval_matches_train_keeps_nothing_and_refuses_backward():
+    rng = np.random.default_rng(5)
+    x = rng.normal(1.0, 2.0, size=(3, 4, 6)).astype(np.float32)
+    norm = layer.LayerNorm()
+    norm.forward(x)
+    norm.params["gamma"][...] = rng.uniform(0.5, 1.5, size=6)
+    norm.params["beta"][...] = rng.normal(size=6)
+    x_before = x.copy()
+    y_train = norm.forward(x)
+    norm.is_training = False
+    y_eval = norm.forward(x)
+    np.testing.assert_array_equal(x, x_before)  # the input is never written
+    np.testing.assert_array_equal(y_eval, y_train)
+    assert y_eval.dtype == np.float32 and norm.ctx == {}
+    with pytest.raises(RuntimeError, match="backward needs a forward in training mode"):
+        norm.backward(np.ones_like(y_eval))

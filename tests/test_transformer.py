@@ -128,3 +128,23 @@ def test_block_takes_the_mask_route_and_infers_shapes_without_allocating():
     assert fresh.attention.params["w_qkv"] is None  # nothing allocated
     with pytest.raises(ShapeError, match=r"expects input of shape \(N, T, embed_dim=8\)"):
         layer.TransformerEncoderBlock(8, 2).forward(np.zeros((2, 3, 6), np.float32))
+
+
+def test_block_leaves_its_input_alone_and_its_inplace_relu_matches_relu():
+    # the residuals are added in place and the hidden ReLU overwrites ff1's output
+    block = layer.TransformerEncoderBlock(8, 2)
+    x = np.random.default_rng(0).normal(size=(2, 3, 8)).astype(np.float32)
+    before = x.copy()
+    for training in (True, False):
+        block.is_training = training
+        block.forward(x)
+        np.testing.assert_array_equal(x, before)
+    assert block.activation.inplace and layer_to_config(block)["config"]["activation"] == "relu"
+    relu, inplace = layer.ReLU(), layer_from_config(layer_to_config(layer.ReLU(inplace=True)))
+    assert inplace.inplace
+    h = np.random.default_rng(1).normal(size=(4, 6)).astype(np.float32)
+    expected = relu.forward(h)
+    assert inplace.forward(h) is h
+    np.testing.assert_array_equal(h, expected)
+    g = np.ones_like(h)
+    np.testing.assert_array_equal(inplace.backward(g), relu.backward(g))

