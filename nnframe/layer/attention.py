@@ -85,6 +85,7 @@ class MultiHeadAttention(Layer):
         super().__init__(name)
         self.dropout = check_rate(owner, "dropout", dropout)
         self.rng = nn_random.get_rng(rng)
+        self._causal_keep: Array | None = None  # the (T, S) 0/1 causal factor of the last call
         e = self.embed_dim
         self.initializers = {"w_qkv": init_mod.XavierUniform(), "w_out": init_mod.XavierUniform()}
         self.shapes = {"w_qkv": [None, 3 * e], "w_out": [e, e]}
@@ -244,7 +245,9 @@ class MultiHeadAttention(Layer):
         xp = backend.xp()
         keep = None
         if self.causal:
-            keep = xp.tri(t, s, dtype=dtype)  # (T, S): 1 where key <= query
+            keep = self._causal_keep
+            if keep is None or keep.shape != (t, s) or keep.dtype != dtype:
+                keep = self._causal_keep = xp.tri(t, s, dtype=dtype)  # (T, S): 1 where key <= query
         if key_padding_mask is not None:
             pad = xp.asarray(key_padding_mask)
             if pad.dtype != bool or pad.shape != (n, s):
