@@ -150,8 +150,8 @@ class MultiHeadAttention(Layer):
         attended = xp.empty((n, t, h, d), dtype=scores.dtype)  # (N, T, h, d) = (N, T, E) rows
         heads = attended.transpose(0, 2, 1, 3)  # (N, h, T, d) view: the product lands in (N, T, E) order
         xp.matmul(dropped, v, out=heads)
-        if not normalized:
-            heads *= inv_total
+        if not normalized:  # scale (N, T, h, d) in memory order by a small (N, T, h, 1) copy: 2x faster
+            attended *= xp.ascontiguousarray(inv_total.transpose(0, 2, 1, 3))
         attended = attended.reshape(n, t, e)
         out = attended @ self.params["w_out"]
         if self.bias:
@@ -277,32 +277,51 @@ class MultiHeadAttention(Layer):
         g2 = grad.reshape(n * t, e)
         xp.matmul(c["attended"].reshape(n * t, e).T, g2, out=self._grad_buffer("w_out"))
         if self.bias:
-            g2.sum(axis=0, out=self._grad_buffer("b_out"))
+            xp.dot(xp.ones(n * t, dtype=g2.dtype), g2, out=self._grad_buffer("b_out"))  # column sums, one BLAS call
         d_att = (g2 @ self.params["w_out"].T).reshape(n, t, h, d).transpose(0, 2, 1, 3)  # (N, h, T, d)
         weights, dropped = c["weights"], c["dropped"]
         if c["inv_total"] is not None:  # an evaluation-mode forward left exp(scores) unnormalised
             weights = dropped = c["weights"] = c["dropped"] = weights * c["inv_total"]
             c["inv_total"] = None
-        d_v = dropped.transpose(0, 1, 3, 2) @ d_att  # (N, h, S, d)
+        d_q, d_k, d_v, blocks = self._projection_grad_buffers(kind, n, t, s, grad.dtype)
+        xp.matmul(dropped.transpose(0, 1, 3, 2), d_att, out=d_v)  # (N, h, S, d)
         d_w = d_att @ c["v"].transpose(0, 1, 3, 2)  # (N, h, T, S)
         if c["drop_mask"] is not None:
             d_w *= c["drop_mask"]
-        # softmax backward: dscores = w * (dw - sum(dw * w))
+        # softmax backward: dscores = w * (dw - sum(dw * w)), the row sums without a (N, h, T, S) product
+        d_w -= xp.einsum("nhts,nhts->nht", d_w, weights)[..., None]
         d_w *= weights
-        d_w -= weights * d_w.sum(axis=-1, keepdims=True)
-        d_q = (d_w @ c["k"]) * (1.0 / math.sqrt(d))  # (N, h, T, d), w.r.t. the unscaled queries
-        d_k = d_w.transpose(0, 1, 3, 2) @ c["q"]  # (N, h, S, d)
+        xp.matmul(d_w, c["k"], out=d_q)  # (N, h, T, d)
+        d_q *= 1.0 / math.sqrt(d)  # w.r.t. the unscaled queries
+        xp.matmul(d_w.transpose(0, 1, 3, 2), c["q"], out=d_k)  # (N, h, S, d)
+        d_x = [self._project_backward(x, d_out, start, stop) for x, d_out, start, stop in blocks]
         if kind == "self":
-            d_qkv = xp.stack((d_q, d_k, d_v), axis=0).transpose(1, 3, 0, 2, 4).reshape(n * t, 3 * e)
-            return self._project_backward(query, d_qkv, 0, 3 * e)
-        d_x = [self._project_backward(query, _merge_heads(d_q), 0, e)]
-        if kind == "kv":
-            d_kv = xp.stack((d_k, d_v), axis=0).transpose(1, 3, 0, 2, 4).reshape(n * s, 2 * e)
-            d_x.append(self._project_backward(key, d_kv, e, 3 * e))
-        else:
-            d_x.append(self._project_backward(key, _merge_heads(d_k), e, 2 * e))
-            d_x.append(self._project_backward(value, _merge_heads(d_v), 2 * e, 3 * e))
+            return d_x[0]
         return d_x if self.requires_input_grad else None
+
+    def _projection_grad_buffers(self, kind: str, n: int, t: int, s: int,
+                                 dtype: Any) -> tuple[Array, Array, Array, list[tuple[Any, ...]]]:
+        """Where backward writes the query, key and value gradients: ``(N, h, L, d)`` views of
+        the ``(N * L, columns)`` matrices :meth:`_project_backward` takes (no stacking copy),
+        and those matrices as ``(input, d_out, start, stop)``."""
+        xp = backend.xp()
+        query, key, value = self.ctx["inputs"]
+        e, h, d = self.embed_dim, self.num_heads, self.head_dim
+        if kind == "self":
+            flat = xp.empty((n, t, 3, h, d), dtype=dtype)  # (N, T, 3E) rows: query, key, value columns
+            d_q, d_k, d_v = (flat[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # each (N, h, T, d)
+            return d_q, d_k, d_v, [(query, flat.reshape(n * t, 3 * e), 0, 3 * e)]
+        flat_q = xp.empty((n, t, h, d), dtype=dtype)
+        d_q = flat_q.transpose(0, 2, 1, 3)  # (N, h, T, d)
+        blocks = [(query, flat_q.reshape(n * t, e), 0, e)]
+        if kind == "kv":
+            flat_kv = xp.empty((n, s, 2, h, d), dtype=dtype)  # key and value columns
+            d_k, d_v = (flat_kv[:, :, i].transpose(0, 2, 1, 3) for i in range(2))  # each (N, h, S, d)
+            return d_q, d_k, d_v, [*blocks, (key, flat_kv.reshape(n * s, 2 * e), e, 3 * e)]
+        flat_k, flat_v = (xp.empty((n, s, h, d), dtype=dtype) for _ in range(2))
+        d_k, d_v = (f.transpose(0, 2, 1, 3) for f in (flat_k, flat_v))  # each (N, h, S, d)
+        return d_q, d_k, d_v, [*blocks, (key, flat_k.reshape(n * s, e), e, 2 * e),
+                               (value, flat_v.reshape(n * s, e), 2 * e, 3 * e)]
 
     def _project_backward(self, x: Array, d_out: Array, start: int, stop: int) -> Array | None:
         """Write columns ``start:stop`` of the ``w_qkv`` (and ``b_qkv``) gradient of
@@ -315,7 +334,7 @@ class MultiHeadAttention(Layer):
         x2 = x.reshape(-1, x.shape[-1])  # (N * L, D)
         xp.matmul(x2.T, d_out, out=self._grad_buffer("w_qkv")[:, start:stop])
         if self.bias:
-            d_out.sum(axis=0, out=self._grad_buffer("b_qkv")[start:stop])
+            xp.dot(xp.ones(d_out.shape[0], dtype=d_out.dtype), d_out, out=self._grad_buffer("b_qkv")[start:stop])
         if not self.requires_input_grad:
             return None
         return (d_out @ self.params["w_qkv"][:, start:stop].T).reshape(x.shape)
@@ -327,10 +346,4 @@ class MultiHeadAttention(Layer):
     def get_config(self) -> dict[str, Any]:
         return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "dropout": self.dropout,
                 "bias": self.bias, "causal": self.causal, **super().get_config()}
-
-
-def _merge_heads(x: Array) -> Array:
-    """``(N, h, L, d) -> (N * L, h * d)``."""
-    n, h, length, d = x.shape
-    return x.transpose(0, 2, 1, 3).reshape(n * length, h * d)
 
