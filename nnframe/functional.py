@@ -533,7 +533,7 @@ def masked_exp(x: Array, axis: int = -1, keep: Array | None = None,
     if -_NO_SHIFT_LIMIT < float(x.min()) and float(x.max()) < _NO_SHIFT_LIMIT:  # False for NaN and -inf
         e = xp.exp(x, out=x) if overwrite else xp.exp(x)
         if keep is not None:
-            e *= keep if keep.size >= e.size else keep.astype(e.dtype)  # a float factor multiplies faster
+            e *= keep if keep.size >= e.size else keep.astype(e.dtype, copy=False)  # a float factor: faster
     else:
         if keep is not None:
             x = xp.where(keep, x, -np.inf).astype(x.dtype, copy=False)
