@@ -150,3 +150,30 @@ def test_block_leaves_its_input_alone_and_its_inplace_relu_matches_relu():
     expected = relu.backward(g)
     assert inplace.backward(g) is g  # the incoming gradient is overwritten too
     np.testing.assert_array_equal(g, expected)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_eval_forward_on_batch_slices_in_threads_matches_one_pass(monkeypatch, padded):
+    from nnframe import threads
+
+    x = np.random.default_rng(3).normal(size=(5, 4, 8))
+    pad = np.zeros((5, 4), dtype=bool)
+    pad[1, 2:] = pad[4, 1:] = True
+    pad = pad if padded else None
+    with backend.default_dtype("float64"):
+        block = layer.TransformerDecoderBlock(8, 2, ff_dim=12).eval()
+        whole = block.forward(x, key_padding_mask=pad)  # tiny: one slice
+        assert not block._sliced
+        monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
+        threads.set_num_threads(3)
+        try:
+            sliced = block.forward(x, key_padding_mask=pad)
+            assert block._sliced and block.attention.ctx == {}
+            np.testing.assert_allclose(sliced, whole, rtol=1e-13, atol=1e-13)
+            with pytest.raises(RuntimeError, match="backward needs a forward in training mode"):
+                block.backward(np.ones_like(sliced))
+            block.train()  # training is never sliced: backward works
+            block.backward(np.ones_like(block.forward(x, key_padding_mask=pad)))
+            assert not block._sliced
+        finally:
+            threads.set_num_threads(None)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from nnframe import backend, threads
 from nnframe import random as nn_random
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
@@ -87,6 +88,7 @@ class TransformerEncoderBlock(Container):
             "norm1", "attention", "dropout1", "norm2", "ff1", "activation", "dropout_ff", "ff2", "dropout2")]
         self.rng = rng  # shared by the dropouts: rewinding it replays every mask (gradcheck)
         self._key_padding_mask: Array | None = None
+        self._sliced = False  # the last forward ran on batch slices in threads (evaluation only)
 
     def sublayers(self) -> list[tuple[str, Layer]]:
         """The children by name, in the order they run."""
@@ -126,19 +128,43 @@ class TransformerEncoderBlock(Container):
         self.norm1.requires_input_grad = value
 
     def run_forward(self, inputs: Array) -> Array:
-        """The two residual branches (see the module docstring)."""
+        """The two residual branches (see the module docstring).
+
+        In evaluation mode a large batch is split between threads (:mod:`nnframe.threads`):
+        every sample's output depends on that sample only, so each thread runs the whole
+        block on its slice (one BLAS thread each) and NumPy's single-threaded element-wise
+        passes use every core. Nothing is then kept for backward.
+        """
         self._check_width(tuple(getattr(inputs, "shape", ())))
+        self._sliced = False
+        pad = self._key_padding_mask
+        if not self.is_training and all(c.is_init or not c.param_names for _, c in self._children):  # built
+            slices = threads.batch_slices(inputs.shape[0], inputs[0].size * (2 + self.ff_dim // self.embed_dim))
+            if len(slices) > 1:
+                out = backend.xp().empty_like(inputs)
+                threads.map_slices(lambda part: self._run_rows(inputs[part], None if pad is None else pad[part],
+                                                               out=out[part]), slices)
+                for _, child in self._children:
+                    child.ctx = {}  # each held one slice's arrays
+                self._sliced = True
+                return out
+        return self._run_rows(inputs, pad)
+
+    def _run_rows(self, inputs: Array, pad: Array | None, out: Array | None = None) -> Array:
+        """The block on ``inputs`` (all or a slice of the batch), the output written to ``out`` if given."""
         a = self.norm1.forward(inputs)
-        a = self.attention.forward(a, key_padding_mask=self._key_padding_mask)
+        a = self.attention.forward(a, key_padding_mask=pad)
         h = self.dropout1.forward(a)  # a fresh array no layer keeps: the residual is added in place
         h += inputs
         f = self.ff2.forward(self.dropout_ff.forward(self.activation.forward(self.ff1.forward(self.norm2.forward(h)))))
         y = self.dropout2.forward(f)  # likewise fresh
-        y += h
-        return y
+        return backend.xp().add(y, h, out=y if out is None else out)
 
     def run_backward(self, grad: Array) -> Array | None:
         """Back through both branches; the residuals add the incoming gradient."""
+        if self._sliced:
+            raise RuntimeError(f"{self.name}: backward needs a forward in training mode (this evaluation-mode "
+                               f"forward ran on batch slices in threads and kept nothing); call train() first")
         g = self.dropout2.backward(grad)
         g = self.ff1.backward(self.activation.backward(self.dropout_ff.backward(self.ff2.backward(g))))
         g_h = self.norm2.backward(g)
