@@ -20,17 +20,13 @@ epoch for information only (nothing is selected on it).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from fashion_common import Clock, layers_spec, load_standardized, train_epochs, training_parser, write_spec
 
 from nnframe import layer, loss, model, net, optimizer, schedule, set_seed
-from nnframe.atomic import atomic_write
-from nnframe.data import load_fashion_mnist
 
 SPEC = Path(__file__).with_suffix(".json")
 
@@ -47,38 +43,20 @@ def build_layers() -> list[layer.Layer]:
 
 def spec() -> dict:
     """The model as ``{"layers": [{"class": ..., "config": {...}}, ...]}``."""
-    return {"layers": net.Net(build_layers()).get_config()["layers"]}
-
-
-def write_spec(path: Path) -> None:
-    """Write :func:`spec` as JSON, atomically."""
-    with atomic_write(path) as f:
-        f.write((json.dumps(spec(), indent=2) + "\n").encode())
+    return layers_spec(build_layers())
 
 
 def main(argv: list[str] | None = None) -> float:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--max-lr", type=float, default=3e-3)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p = training_parser(__doc__.split("\n\n")[0], SPEC, epochs=12, max_lr=3e-3, label_smoothing=0.0)
     p.add_argument("--clip-norm", type=float, default=5.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX .gz files")
-    p.add_argument("--write-spec", action="store_true", help=f"write {SPEC.name} and exit")
     args = p.parse_args(argv)
     if args.write_spec:
-        write_spec(SPEC)
+        write_spec(SPEC, spec())
         print(f"wrote {SPEC}")
         return 0.0
 
-    start, cpu_start = time.perf_counter(), time.process_time()
-    (x_train, y_train), (x_test, y_test) = load_fashion_mnist(args.data_dir)
-    x_train = x_train.astype(np.float32) / 255.0  # (60000, 28, 28, 1)
-    x_test = x_test.astype(np.float32) / 255.0
-    mean, std = float(x_train.mean()), float(x_train.std())
-    x_train = (x_train - mean) / std
-    x_test = (x_test - mean) / std
+    clock = Clock()
+    (x_train, y_train), (x_test, y_test) = load_standardized(args.data_dir)  # float32 (N, 28, 28, 1), standardized
 
     set_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -89,24 +67,7 @@ def main(argv: list[str] | None = None) -> float:
                                       cycle_momentum=False)
     print(f"{len(x_train)} training / {len(x_test)} test images; {args.epochs} epochs of {steps} batches "
           f"of {args.batch}", flush=True)
-    accuracy = 0.0
-    for epoch in range(args.epochs):
-        order = rng.permutation(len(x_train))
-        total = 0.0
-        for i in range(steps):
-            idx = order[i * args.batch : (i + 1) * args.batch]
-            pred = m.forward(x_train[idx])
-            batch_loss, step = m.backward(pred, y_train[idx])
-            m.apply_grad(step)
-            lr_schedule.step()
-            total += batch_loss
-        accuracy = m.evaluate(x_test, y_test, batch_size=1000)["accuracy"]
-        print(f"epoch {epoch + 1:2d}/{args.epochs}  train loss {total / steps:.4f}  test accuracy {accuracy:.4f}  "
-              f"wall {time.perf_counter() - start:6.0f} s  cpu {time.process_time() - cpu_start:6.0f} s",
-              flush=True)
-    print(f"final test accuracy {accuracy:.4f} after {time.perf_counter() - start:.0f} s wall "
-          f"({time.process_time() - cpu_start:.0f} s CPU)", flush=True)
-    return accuracy
+    return train_epochs(m, lr_schedule, (x_train, y_train), (x_test, y_test), args.epochs, args.batch, rng, clock)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from example_loader import load_example
 
 from nnframe import backend, layer
 from nnframe import functional as F
@@ -408,9 +408,7 @@ def test_get_config_round_trips(make):
 
 def test_example_model_spec_builds_the_cnn_and_round_trips():
     spec = json.loads((ROOT / "examples" / "fashion_cnn.json").read_text())
-    example = importlib.util.spec_from_file_location("fashion_cnn", ROOT / "examples" / "fashion_cnn.py")
-    module = importlib.util.module_from_spec(example)
-    example.loader.exec_module(module)  # defines functions only; main() is not run
+    module = load_example("fashion_cnn")  # defines functions only; main() is not run
     assert module.spec() == spec, "examples/fashion_cnn.json is stale: run fashion_cnn.py --write-spec"
     net = Net.from_config(spec)
     y = net.forward(np.zeros((2, 28, 28, 1), dtype=np.float32))

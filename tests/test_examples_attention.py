@@ -3,12 +3,12 @@ saves and generates reproducibly (all on tiny data written by the tests)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from example_loader import load_example
 from test_cli import make_dataset, run, train_args
 
 from nnframe import layer
@@ -18,10 +18,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # defines functions only; main() is not run
-    return module
+    return load_example(name)  # defines functions only; main() is not run
 
 
 def test_vit_spec_is_current_builds_and_trains_with_the_cli(tmp_path):
