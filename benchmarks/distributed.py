@@ -197,7 +197,7 @@ def table(results: dict[str, Any]) -> str:
     for name, runs in results.items():
         one = runs["1x2"]
         for config, these in runs.items():
-            ratios = [b["samples_per_s"] / a["samples_per_s"] for a, b in zip(one, these, strict=True)]
+            ratio = common.per_round_ratio([b["samples_per_s"] for b in these], [a["samples_per_s"] for a in one])
             distributed = CONFIGS[config][0] > 1
 
             def med(key: str, scale: float = 1.0, fmt: str = ".2f", runs_: list = these, on: bool = distributed) -> str:
@@ -206,7 +206,7 @@ def table(results: dict[str, Any]) -> str:
             rows.append([
                 name, config, f"{these[0]['params']:,}", f"{these[0]['buffer_bytes'] / 2**20:.2f}",
                 med("samples_per_s", fmt=".0f", on=True),
-                f"{common.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})",
+                f"{ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f})",
                 med("step_ms", on=True), med("cpu_s", 1e3 / these[0]["steps"], on=True),
                 med("comm_ms", fmt=".3f"), med("comm_share", 100, ".1f"),
                 med("bare_allreduce_ms", fmt=".3f"), med("bucketed_1mib_ms", fmt=".3f"),
