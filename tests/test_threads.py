@@ -25,7 +25,9 @@ def test_batch_slices_cover_the_batch_in_order_with_sizes_within_one():
     slices = threads.batch_slices(10, elements_per_item=1 << 20, num_threads=3)
     assert slices == [slice(0, 3), slice(3, 6), slice(6, 10)]
     assert threads.batch_slices(2, elements_per_item=1 << 20, num_threads=4) == [slice(0, 1), slice(1, 2)]
-    assert threads.batch_slices(10, elements_per_item=1, num_threads=4) == [slice(0, 10)]  # too little work
+    small = threads.batch_slices(10, elements_per_item=1, num_threads=4)
+    assert small == [slice(0, 10)] and not small.large  # too little work to split, or to hold the BLAS
+    assert threads.batch_slices(10, elements_per_item=1 << 20, num_threads=1).large
     assert threads.batch_slices(0, elements_per_item=10, num_threads=4) == [slice(0, 0)]
     # exactly two slices' worth of work: two slices, not three
     assert len(threads.batch_slices(4, threads.MIN_ELEMENTS_PER_SLICE // 2, num_threads=3)) == 2
@@ -33,8 +35,12 @@ def test_batch_slices_cover_the_batch_in_order_with_sizes_within_one():
 
 def test_thread_count_comes_from_the_setting_then_the_environment(monkeypatch):
     monkeypatch.setenv("NNFRAME_NUM_THREADS", "3")
+    threads.set_num_threads(None)  # read the environment again
     assert threads.get_num_threads() == 3
+    monkeypatch.setenv("NNFRAME_NUM_THREADS", "4")
+    assert threads.get_num_threads() == 3  # read once, not on every call
     monkeypatch.setenv("NNFRAME_NUM_THREADS", "three")
+    threads.set_num_threads(None)
     with pytest.raises(ValueError, match=r"NNFRAME_NUM_THREADS must be a positive integer, got 'three'"):
         threads.get_num_threads()
     threads.set_num_threads(5)
@@ -43,6 +49,7 @@ def test_thread_count_comes_from_the_setting_then_the_environment(monkeypatch):
     finally:
         threads.set_num_threads(None)
     monkeypatch.delenv("NNFRAME_NUM_THREADS")
+    threads.set_num_threads(None)
     assert threads.get_num_threads() >= 1
     for bad in (0, -1, 2.0, True, "2"):
         with pytest.raises(ValueError, match=r"set_num_threads: count must be a positive integer, got"):
@@ -83,7 +90,7 @@ def test_map_slices_waits_for_every_slice_before_raising_and_restores_the_blas()
     assert after == before
 
 
-def test_blas_is_held_to_one_thread_inside_slices():
+def test_blas_is_held_to_one_thread_inside_slices_even_a_single_one():
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
     def blas_threads(_part):
@@ -91,6 +98,15 @@ def test_blas_is_held_to_one_thread_inside_slices():
 
     inside = threads.map_slices(blas_threads, [slice(0, 1), slice(1, 2)])
     assert all(count == 1 for counts in inside for count in counts)
+    threads.set_num_threads(2)
+    try:
+        assert threads.map_slices(blas_threads, [slice(0, 2)]) == [[1] * len(inside[0])]
+        small = threads.batch_slices(2, 1)  # too small for a multi-threaded BLAS call: left alone
+        assert threads.map_slices(blas_threads, small) == [blas_threads(None)]
+        threads.set_num_threads(1)  # one thread: nnframe leaves the BLAS as it is
+        assert threads.map_slices(blas_threads, [slice(0, 2)]) == [blas_threads(None)]
+    finally:
+        threads.set_num_threads(None)
 
 
 def test_nested_calls_run_in_the_calling_slice(split_everything):
@@ -133,6 +149,7 @@ def _net_cases():
         "conv-planes-stride2": (lambda: Net([layer.Conv2D(4, 3, stride=2, padding=1)]), (5, 7, 7, 3)),
         "conv-col2im-widening": (lambda: Net([layer.Conv2D(24, 3, padding=1, bias=False)]), (4, 5, 5, 8)),
         "conv1d": (lambda: Net([layer.Conv1D(20, 3, padding=1)]), (5, 9, 8)),
+        "conv-banded-one-block": (lambda: Net([layer.Conv2D(4, 3)]), (5, 6, 6, 2)),
         "bn-relu-pool": (lambda: Net([layer.BatchNorm(), layer.ReLU(), layer.MaxPool2D(2)]), (5, 4, 6, 3)),
         "dense": (lambda: Net([layer.Dense(7), layer.ReLU(), layer.Dense(3)]), (6, 5)),
     }

@@ -159,7 +159,7 @@ def conv_forward(x: Array, w: Array, b: Array | None, stride: F.Pair, dilation: 
     ow = F.conv_output_size(width, kw, stride[1], dilation[1], sum(padding[1]))
     whole = [slice(0, n)]
     block = band_block(w.shape, ow, stride, dilation, groups)
-    if block:  # the bias rides in the product: a ones column times a bias row
+    if block:  # the bias rides in the product: a ones column times a bias row (not split: measured not to pay)
         rows = F.unfold_rows(F.pad2d(x, padding), (kh, kw), block, ones_column=b is not None)  # (M/B, KH*Wb*C+1)
         out = rows @ F.banded_kernel(w, block, b)  # (N*OH*OW/B, B*C_out)
         return out.reshape(n, oh, ow, cout), Unfolded(whole, [rows])
@@ -266,16 +266,7 @@ def conv_backward(grad: Array, saved: Unfolded, w: Array, x_shape: tuple[int, ..
     kh, kw, cg, cout = w.shape
     block = band_block(w.shape, grad.shape[2], stride, dilation, groups)
     if block:
-        cols = saved.blocks[0]
-        g_rows = grad.reshape(-1, block * cout)  # (N*OH*OW/B, B*C_out)
-        F.banded_kernel_grad(cols.T @ g_rows, (kh, kw), block, out=grad_w, out_bias=grad_b)
-        if not input_grad:
-            return None
-        (top, bottom), (left, right) = padding
-        n, h, width, c = x_shape
-        padded = F.fold_rows(g_rows @ F.banded_kernel(w, block).T, (n, h + top + bottom, width + left + right, c),
-                             (kh, kw), block)  # (N, Hp, Wp, C)
-        return xp.ascontiguousarray(padded[:, top : top + h, left : left + width])  # (N, H, W, C)
+        return _banded_backward(grad, saved, w, x_shape, padding, block, grad_w, grad_b, input_grad)
     if groups != 1:
         return _grouped_backward(grad, saved.blocks[0], w, x_shape, stride, dilation, padding, groups,
                                  grad_w, grad_b, input_grad)
@@ -325,6 +316,23 @@ def conv_backward(grad: Array, saved: Unfolded, w: Array, x_shape: tuple[int, ..
         for _, gb in parts[1:]:
             grad_b += gb
     return dx
+
+
+def _banded_backward(grad: Array, saved: Unfolded, w: Array, x_shape: tuple[int, ...], padding: F.Padding2D,
+                     block: int, grad_w: Array, grad_b: Array | None, input_grad: bool) -> Array | None:
+    """:func:`conv_backward` for the banded product (one block of rows: LeNet-size layers, not split)."""
+    xp = backend.xp()
+    kh, kw, _, cout = w.shape
+    cols = saved.blocks[0]
+    g_rows = grad.reshape(-1, block * cout)  # (N*OH*OW/B, B*C_out)
+    F.banded_kernel_grad(cols.T @ g_rows, (kh, kw), block, out=grad_w, out_bias=grad_b)
+    if not input_grad:
+        return None
+    (top, bottom), (left, right) = padding
+    n, h, width, c = x_shape
+    padded = F.fold_rows(g_rows @ F.banded_kernel(w, block).T, (n, h + top + bottom, width + left + right, c),
+                         (kh, kw), block)  # (N, Hp, Wp, C)
+    return xp.ascontiguousarray(padded[:, top : top + h, left : left + width])  # (N, H, W, C)
 
 
 def _input_grad_col2im(g: Array, w2: Array, kernel_size: F.Pair, x_shape: Sequence[int], stride: F.Pair,

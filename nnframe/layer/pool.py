@@ -146,7 +146,7 @@ class MaxPool2D(_Pool2D):
 
         def pool(part: slice) -> None:  # the images of one thread
             rows = threads.rows_of(part, oh)
-            xp.take(inputs[part].reshape(-1, kh, w, c), by_tap, axis=2,
+            xp.take(inputs[part].reshape(-1, kh, w, c), by_tap, axis=2, mode="clip",
                     out=taps[rows].reshape(-1, kh, kw * ow, c))  # (N_s*OH, KH, KW*OW, C)
             xp.copyto(out[rows], taps[rows, 0])
             for t in range(1, kh * kw):
@@ -181,7 +181,7 @@ class MaxPool2D(_Pool2D):
                         winner &= unrouted
                         unrouted ^= winner
                 xp.multiply(g2[rows], winner, out=routed[rows, t])
-            xp.take(routed[rows].reshape(-1, kw * ow, c), by_column, axis=1,
+            xp.take(routed[rows].reshape(-1, kw * ow, c), by_column, axis=1, mode="clip",
                     out=dx[part].reshape(-1, kw * ow, c))  # (N_s*OH*KH, W, C)
 
         threads.map_slices(route, self.ctx["slices"])
