@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from nnframe import layer, threads
+from nnframe.layer import conv as conv_module
+from nnframe.layer import norm as norm_module
 from nnframe.net import Net
 
 
@@ -164,8 +166,10 @@ def test_layers_split_between_threads_match_one_thread(case, dtype, training, mo
     x = rng.normal(size=shape).astype(dtype)
     results = []
     for split in (False, True):
-        if split:
+        if split:  # and in small blocks within each slice (BatchNorm's element-wise passes, Conv2D's im2col)
             monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
+            monkeypatch.setattr(norm_module, "_BLOCK_ELEMENTS", 7)
+            monkeypatch.setattr(conv_module, "_BLOCK_BYTES", 1)
             threads.set_num_threads(3)
         try:
             net = Net(make().layers, dtype=dtype)
