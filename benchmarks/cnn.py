@@ -41,6 +41,7 @@ from benchmarks import common
 
 FRAMEWORKS = ("nnframe", "pytorch", "pytorch_fused")
 GOAL_RATIO = 1.2  # issue 11: a training step <= 1.2x PyTorch's
+INFER_GOAL_RATIO = 1.0  # issue 13 (the ResNet block): inference <= PyTorch
 CIFAR_DIR = "/usr/share/datasets/cifar-10"
 WIDTHS = (32, 32, 64, 64)  # output channels of the four 3x3 convolutions; a max-pool after the 2nd and 4th
 #: input shape (H, W, C) of each net
@@ -308,6 +309,12 @@ def format_report(report: dict[str, Any]) -> str:
     for key, ratio in report["ratio_ranges"].items():
         goal = GOAL_RATIO if key == "train_nnframe_over_pytorch" else None
         lines.append(common.format_ratio(key, ratio, goal))
+    if report.get("infer_table"):
+        lines += ["", f"inference (evaluation-mode forward, batches of {cfg['batch']} over {cfg['samples']} images):",
+                  common.format_table(*report["infer_table"]), ""]
+        for key, ratio in report.get("infer_ratio_ranges", {}).items():
+            lines.append(common.format_ratio(key, ratio, INFER_GOAL_RATIO if key == "infer_nnframe_over_pytorch"
+                                             else None))
     for name, mib in report.get("peak_rss_mb", {}).items():
         lines.append(f"peak RSS of a training child process, {name}: {mib:.0f} MiB")
     if "profile" in report:
@@ -373,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         return run
 
     timings = common.compare({n: call(t) for n, t in trainers.items()}, args.rounds, args.gap, warmup=0, log=log)
+    inferring = {n: t for n, t in trainers.items() if n != "pytorch_fused"}  # fused Adam: same forward
+    infer = common.compare({n: (lambda t=t: t.predict(x, args.batch)) for n, t in inferring.items()},
+                           args.rounds, args.gap, warmup=1, log=log)
     report: dict[str, Any] = {
         "benchmark": "cnn", "config": vars(args), "data": source, "load_start": load_start,
         "blas": common.blas_info(), "blas_line": common.blas_line(), "machine": common.machine_info(),
@@ -380,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         "train_table": timings.table(unit=args.steps / 1e3, unit_name="ms/step"),
         "ratio_ranges": {f"train_nnframe_over_{other}": timings.ratio("nnframe", other)
                          for other in names if other != "nnframe" and "nnframe" in names},
+        "infer_table": infer.table(unit=-(-len(x) // args.batch) / 1e3, unit_name="ms/batch"),
+        "infer_ratio_ranges": {f"infer_nnframe_over_{other}": infer.ratio("nnframe", other)
+                               for other in inferring if other != "nnframe" and "nnframe" in inferring},
         "peak_rss_mb_this_process": common.peak_rss_mb(),
     }
     if args.rss and not args.only:

@@ -288,8 +288,11 @@ def _run_cnn_suite(cnn, capsys):
     layers = [row[0] for row in report["profile"]]
     assert layers[0] == "0.Conv2D" and layers[-1] == "whole step" and "15.Dense" in layers
     assert all(row[1] > 0 for row in report["profile"] if row[0].endswith("Conv2D"))
+    infer = report["infer_ratio_ranges"]["infer_nnframe_over_pytorch"]
+    assert len(infer["per_round"]) == 2 and "infer_nnframe_over_pytorch_fused" not in report["infer_ratio_ranges"]
     text = cnn.format_report(report)
     assert "train_nnframe_over_pytorch" in text and ("MET" in text or "MISSED" in text)
+    assert "ms/batch" in text and "infer_nnframe_over_pytorch" in text
 
 
 def test_cnn_reads_cifar_binary(tmp_path):
