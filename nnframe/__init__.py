@@ -12,11 +12,12 @@ from nnframe.gradcheck import gradcheck, gradcheck_loss
 from nnframe.graph import Graph, Input
 from nnframe.model import load
 from nnframe.random import set_seed
+from nnframe.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Graph", "Input", "get_default_dtype", "graph", "gradcheck", "gradcheck_loss", "initializer", "layer",
-    "load", "loss",
-    "model", "net", "optimizer", "schedule", "set_default_dtype", "set_seed",
+    "Graph", "Input", "get_default_dtype", "get_num_threads", "graph", "gradcheck", "gradcheck_loss",
+    "initializer", "layer", "load", "loss",
+    "model", "net", "optimizer", "schedule", "set_default_dtype", "set_num_threads", "set_seed",
 ]
