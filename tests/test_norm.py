@@ -167,19 +167,25 @@ def test_zeropad2d_matches_torch():
     np.testing.assert_array_equal(pad.backward(g), g[:, 0:3, 1:5, :])
 
 
-def test_layernorm_eval_matches_train_keeps_nothing_and_refuses_backward():
+def test_layernorm_eval_matches_train_and_backward_after_it_gives_the_same_gradients():
     rng = np.random.default_rng(5)
-    x = rng.normal(1.0, 2.0, size=(3, 4, 6)).astype(np.float32)
-    norm = layer.LayerNorm()
-    norm.forward(x)
-    norm.params["gamma"][...] = rng.uniform(0.5, 1.5, size=6)
-    norm.params["beta"][...] = rng.normal(size=6)
-    x_before = x.copy()
-    y_train = norm.forward(x)
-    norm.is_training = False
-    y_eval = norm.forward(x)
-    np.testing.assert_array_equal(x, x_before)  # the input is never written
-    np.testing.assert_array_equal(y_eval, y_train)
-    assert y_eval.dtype == np.float32 and norm.ctx == {}
-    with pytest.raises(RuntimeError, match="backward needs a forward in training mode"):
-        norm.backward(np.ones_like(y_eval))
+    x = rng.normal(1.0, 2.0, size=(3, 4, 6))
+    g = rng.normal(size=x.shape)
+    with backend.default_dtype("float64"):
+        norm = layer.LayerNorm()
+        norm.forward(x)
+        norm.params["gamma"][...] = rng.uniform(0.5, 1.5, size=6)
+        norm.params["beta"][...] = rng.normal(size=6)
+        x_before = x.copy()
+        results = []
+        for training in (True, False):
+            norm.is_training = training
+            y = norm.forward(x)
+            np.testing.assert_array_equal(x, x_before)  # the input is never written
+            assert ("xhat" in norm.ctx) == training  # evaluation keeps only the input
+            results.append((y, norm.backward(g), {k: v.copy() for k, v in norm.grads.items()}))
+    (y_t, dx_t, grads_t), (y_e, dx_e, grads_e) = results
+    np.testing.assert_allclose(y_e, y_t, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(dx_e, dx_t, rtol=1e-14, atol=1e-14)
+    for name in grads_t:
+        np.testing.assert_allclose(grads_e[name], grads_t[name], rtol=1e-14, atol=1e-14)

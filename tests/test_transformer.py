@@ -163,17 +163,22 @@ def test_eval_forward_on_batch_slices_in_threads_matches_one_pass(monkeypatch, p
     with backend.default_dtype("float64"):
         block = layer.TransformerDecoderBlock(8, 2, ff_dim=12).eval()
         whole = block.forward(x, key_padding_mask=pad)  # tiny: one slice
-        assert not block._sliced
+        assert block._sliced is None
+        g = np.random.default_rng(4).normal(size=x.shape)
+        dx_whole = block.backward(g)
+        grads_whole = {k: v.copy() for k, v in block.attention.grads.items()}
         monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
         threads.set_num_threads(3)
         try:
             sliced = block.forward(x, key_padding_mask=pad)
-            assert block._sliced and block.attention.ctx == {}
+            assert block._sliced is not None and block.attention.ctx == {}
             np.testing.assert_allclose(sliced, whole, rtol=1e-13, atol=1e-13)
-            with pytest.raises(RuntimeError, match="backward needs a forward in training mode"):
-                block.backward(np.ones_like(sliced))
-            block.train()  # training is never sliced: backward works
-            block.backward(np.ones_like(block.forward(x, key_padding_mask=pad)))
-            assert not block._sliced
+            # backward after it runs the forward again in one piece: the same gradients
+            np.testing.assert_allclose(block.backward(g), dx_whole, rtol=1e-12, atol=1e-12)
+            for name, grad in grads_whole.items():
+                np.testing.assert_allclose(block.attention.grads[name], grad, rtol=1e-12, atol=1e-12)
+            block.train()  # training is never sliced
+            block.forward(x, key_padding_mask=pad)
+            assert block._sliced is None
         finally:
             threads.set_num_threads(None)

@@ -245,14 +245,27 @@ class LayerNorm(_Affine):
         super().__init__(eps, name)
 
     def forward(self, inputs: Array) -> Array:
-        """Normalise each row of the last axis. In evaluation mode nothing is kept for
-        backward and the scale and shift are applied in place (one array allocated)."""
-        xp = backend.xp()
+        """Normalise each row of the last axis. In evaluation mode the scale and shift are
+        applied in place (one array allocated) and only the input is kept: a backward pass
+        after it recomputes the normalised rows."""
         self._prepare(inputs)
+        xhat, inv_std = self._normalize(inputs)
+        if self.is_training:
+            self.ctx = {"xhat": xhat, "inv_std": inv_std}
+            out = xhat * self.params["gamma"]
+        else:
+            self.ctx = {"x": inputs}
+            out = xhat
+            out *= self.params["gamma"]
+        out += self.params["beta"]
+        return out.reshape(inputs.shape)
+
+    def _normalize(self, inputs: Array) -> tuple[Array, Array]:
+        """``((x - mean) / std, 1 / std)`` of each row: ``(M, D)`` and ``(M, 1)`` for ``M`` rows."""
+        xp = backend.xp()
         features = inputs.shape[-1]
         x2 = inputs.reshape(-1, features)  # (M, D) rows
-        ones = xp.ones(features, dtype=inputs.dtype)
-        mean = x2 @ ones  # (M,) row sums as one BLAS matrix-vector product (~5x faster than mean)
+        mean = x2 @ xp.ones(features, dtype=inputs.dtype)  # (M,) row sums: one BLAS matrix-vector product
         mean /= features
         xhat = x2 - mean[:, None]  # centred, (M, D)
         var = xp.einsum("md,md->m", xhat, xhat)  # (M,) sums of squares in one pass, no (M, D) square
@@ -260,21 +273,12 @@ class LayerNorm(_Affine):
         var += self.eps
         inv_std = xp.reciprocal(xp.sqrt(var, out=var), out=var)[:, None]  # (M, 1)
         xhat *= inv_std
-        if self.is_training:
-            self.ctx = {"xhat": xhat, "inv_std": inv_std}
-            out = xhat * self.params["gamma"]
-        else:
-            self.ctx = {}
-            out = xhat
-            out *= self.params["gamma"]
-        out += self.params["beta"]
-        return out.reshape(inputs.shape)
+        return xhat, inv_std
 
     def backward(self, grad: Array) -> Array | None:
         xp = backend.xp()
-        if "xhat" not in self.ctx:
-            raise RuntimeError(f"{self.name}: backward needs a forward in training mode (an evaluation-mode "
-                               f"forward keeps nothing for backward); call net.train() before forward")
+        if "x" in self.ctx:  # after an evaluation-mode forward
+            self.ctx = dict(zip(("xhat", "inv_std"), self._normalize(self.ctx["x"]), strict=True))
         xhat, inv_std = self.ctx["xhat"], self.ctx["inv_std"]  # (M, D), (M, 1)
         features = xhat.shape[-1]
         g2 = grad.reshape(-1, features)  # (M, D)

@@ -88,7 +88,7 @@ class TransformerEncoderBlock(Container):
             "norm1", "attention", "dropout1", "norm2", "ff1", "activation", "dropout_ff", "ff2", "dropout2")]
         self.rng = rng  # shared by the dropouts: rewinding it replays every mask (gradcheck)
         self._key_padding_mask: Array | None = None
-        self._sliced = False  # the last forward ran on batch slices in threads (evaluation only)
+        self._sliced: tuple[Array, Array | None] | None = None  # (input, mask) of a forward run on slices
 
     def sublayers(self) -> list[tuple[str, Layer]]:
         """The children by name, in the order they run."""
@@ -133,10 +133,11 @@ class TransformerEncoderBlock(Container):
         In evaluation mode a large batch is split between threads (:mod:`nnframe.threads`):
         every sample's output depends on that sample only, so each thread runs the whole
         block on its slice (one BLAS thread each) and NumPy's single-threaded element-wise
-        passes use every core. Nothing is then kept for backward.
+        passes use every core. Only the input is kept then: a backward pass after it runs
+        the forward again in one piece first.
         """
         self._check_width(tuple(getattr(inputs, "shape", ())))
-        self._sliced = False
+        self._sliced = None
         pad = self._key_padding_mask
         if not self.is_training and all(c.is_init or not c.param_names for _, c in self._children):  # built
             slices = threads.batch_slices(inputs.shape[0], inputs[0].size * (2 + self.ff_dim // self.embed_dim))
@@ -146,7 +147,7 @@ class TransformerEncoderBlock(Container):
                                                                out=out[part]), slices)
                 for _, child in self._children:
                     child.ctx = {}  # each held one slice's arrays
-                self._sliced = True
+                self._sliced = (inputs, pad)
                 return out
         return self._run_rows(inputs, pad)
 
@@ -162,9 +163,9 @@ class TransformerEncoderBlock(Container):
 
     def run_backward(self, grad: Array) -> Array | None:
         """Back through both branches; the residuals add the incoming gradient."""
-        if self._sliced:
-            raise RuntimeError(f"{self.name}: backward needs a forward in training mode (this evaluation-mode "
-                               f"forward ran on batch slices in threads and kept nothing); call train() first")
+        if self._sliced is not None:  # the children kept nothing: run the forward again in one piece
+            self._run_rows(*self._sliced)
+            self._sliced = None
         g = self.dropout2.backward(grad)
         g = self.ff1.backward(self.activation.backward(self.dropout_ff.backward(self.ff2.backward(g))))
         g_h = self.norm2.backward(g)
