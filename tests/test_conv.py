@@ -12,7 +12,7 @@ from example_loader import load_example
 from nnframe import backend, layer
 from nnframe import functional as F
 from nnframe.errors import ShapeError
-from nnframe.layer import conv as conv_module
+from nnframe.layer import conv_ops as conv_module
 from nnframe.layer.base import layer_from_config, layer_to_config
 from nnframe.net import Net
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nnframe import layer, threads
-from nnframe.layer import conv as conv_module
+from nnframe.layer import conv_ops as conv_module
 from nnframe.layer import norm as norm_module
 from nnframe.net import Net
 
