@@ -326,14 +326,6 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _load_average() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``python -m benchmarks cnn``."""
     p = argparse.ArgumentParser(prog="python -m benchmarks cnn", description=__doc__.split("\n\n")[0])
@@ -365,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     names = tuple(args.only) if args.only else FRAMEWORKS
     log = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, file=sys.stderr))
-    load_start = _load_average()
+    load_start = common.load_average()
     x, y, source = (load_data(args.data_dir, args.samples, args.seed) if args.net == "cifar"
                     else random_data(INPUT_SHAPES[args.net], args.samples, args.seed))
     trainers = {name: make_trainer(name, args) for name in names}
@@ -411,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         theirs = (torch_layer_ms(trainers["pytorch"], x, y, args.batch, args.profile_steps, clock)
                   if "pytorch" in trainers else None)
         report["profile"] = profile_rows(ours, theirs)
-    report["load_end"] = _load_average()
+    report["load_end"] = common.load_average()
     if args.json:
         common.write_json(args.json, report)
     print(json.dumps(report) if args.quiet else format_report(report))

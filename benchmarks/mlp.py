@@ -117,7 +117,7 @@ def train_and_time(config: Config, data: Data, log=print) -> dict[str, dict[str,
     weights = initial_weights(config.seed)
     trainers = [make_trainer(name, weights, config.lr, config.threads) for name in config.frameworks]
     for trainer in trainers:  # first-call allocations and lazy set-up, outside the clock
-        trainer.train_epoch(data, config.batch, limit=config.warmup_steps * config.batch)
+        trainer.train_epoch(data, config.batch, limit=min(config.warmup_steps * config.batch, len(data.x_train)))
         trainer.predict(data.x_test[: config.inference_batch], config.inference_batch)
     losses: dict[str, list[float]] = {t.name: [] for t in trainers}
 

@@ -97,7 +97,8 @@ def _assert_positive(value):
 def test_suite_report_structure():
     threads = _torch_threads()
     config = mlp.Config(
-        epochs=1, threads=threads, inference_batch=128, inference_passes=1, warmup_steps=1,
+        epochs=1, threads=threads, inference_batch=128, inference_passes=1,
+        warmup_steps=10,  # 10 batches of 128 > 384 samples: the warm-up stops at the data's end
         synthetic=True, train_samples=384, test_samples=200, rss=False, import_repeats=0,
         sgemm=False, gap_s=0.0,
     )
