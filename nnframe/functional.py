@@ -530,6 +530,10 @@ def masked_exp(x: Array, axis: int = -1, keep: Array | None = None,
         shape with ``axis`` of size 1.
     """
     xp = backend.xp()
+    if x.size == 0:  # an empty batch: nothing to reduce
+        kept = list(x.shape)
+        kept[axis] = 1
+        return (x if overwrite else x.copy()), xp.ones(kept, dtype=x.dtype)
     if -_NO_SHIFT_LIMIT < float(x.min()) and float(x.max()) < _NO_SHIFT_LIMIT:  # False for NaN and -inf
         e = xp.exp(x, out=x) if overwrite else xp.exp(x)
         if keep is not None:

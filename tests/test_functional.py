@@ -283,3 +283,9 @@ def test_masked_exp_parts_give_the_softmax_and_zero_rows_for_all_hidden(dtype, s
     np.testing.assert_array_equal(x, before)  # overwrite=False leaves the scores alone
     e2, inv2 = F.masked_exp(x, axis=1, keep=keep, overwrite=True)  # not the last axis: summed by sum()
     assert inv2.shape == (2, 1, 5) and np.shares_memory(e2, x) == (scale == 1.0)  # masked by where() if shifted
+
+
+def test_masked_exp_and_safe_softmax_take_an_empty_batch():
+    e, inv_total = F.masked_exp(np.zeros((0, 2, 3, 3), dtype=np.float32))
+    assert e.shape == (0, 2, 3, 3) and inv_total.shape == (0, 2, 3, 1) and e.dtype == np.float32
+    assert F.safe_softmax(np.zeros((0, 4))).shape == (0, 4)

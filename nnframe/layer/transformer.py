@@ -140,7 +140,8 @@ class TransformerEncoderBlock(Container):
         self._sliced = None
         pad = self._key_padding_mask
         if not self.is_training and all(c.is_init or not c.param_names for _, c in self._children):  # built
-            slices = threads.batch_slices(inputs.shape[0], inputs[0].size * (2 + self.ff_dim // self.embed_dim))
+            per_sample = inputs.shape[1] * (2 * self.embed_dim + self.ff_dim)  # ~ the values one sample touches
+            slices = threads.batch_slices(inputs.shape[0], per_sample)
             if len(slices) > 1:
                 out = backend.xp().empty_like(inputs)
                 threads.map_slices(lambda part: self._run_rows(inputs[part], None if pad is None else pad[part],
