@@ -265,15 +265,10 @@ def test_model_summary_lists_graph_nodes_and_the_cli_spec_trains_a_graph(tmp_pat
 
 
 def test_the_resnet_example_spec_is_the_example_graph():
-    import importlib.util
-    from pathlib import Path
+    from example_loader import EXAMPLES, load_example
 
-    examples = Path(__file__).resolve().parent.parent / "examples"
-    spec = importlib.util.spec_from_file_location("fashion_resnet", examples / "fashion_resnet.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    built = module.build_graph()
-    loaded = Graph.from_config(json.loads((examples / "fashion_resnet.json").read_text()))
+    built = load_example("fashion_resnet").build_graph()
+    loaded = Graph.from_config(json.loads((EXAMPLES / "fashion_resnet.json").read_text()))
     assert loaded.get_config() == built.get_config()
     outputs, states = loaded.infer_shapes((1, 28, 28, 1))
     assert outputs[-1] == (1, 10) and states == built.infer_shapes((1, 28, 28, 1))[1]
