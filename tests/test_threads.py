@@ -154,6 +154,7 @@ def _net_cases():
         "conv-banded-one-block": (lambda: Net([layer.Conv2D(4, 3)]), (5, 6, 6, 2)),
         "bn-relu-pool": (lambda: Net([layer.BatchNorm(), layer.ReLU(), layer.MaxPool2D(2)]), (5, 4, 6, 3)),
         "dense": (lambda: Net([layer.Dense(7), layer.ReLU(), layer.Dense(3)]), (6, 5)),
+        "dense-wide": (lambda: Net([layer.Dense(2050), layer.ReLU(), layer.Dense(3)]), (6, 5)),  # rows split
     }
 
 
