@@ -102,14 +102,10 @@ class Dense(Layer):
             raise ShapeError(f"{self.name}: expected input of dtype {w.dtype}, got {inputs.dtype}")
         x = inputs.reshape(-1, w.shape[0]) if inputs.ndim > 2 else inputs  # (N*..., D_in)
         self.ctx = {"X": x, "shape": inputs.shape}
-        slices = threads.batch_slices(x.shape[0], _split_width(w.shape))
-        if len(slices) == 1:
-            out = x @ w  # (N*..., D_out)
-            if self.bias:
-                out += self.params["b"]
-        else:  # large: rows split between threads (one BLAS thread each, see nnframe.threads)
-            out = backend.xp().empty((x.shape[0], w.shape[1]), dtype=w.dtype)
-            threads.map_slices(lambda part: self._forward_rows(x[part], out[part]), slices)
+        out = backend.xp().empty((x.shape[0], w.shape[1]), dtype=w.dtype)  # (N*..., D_out)
+        # wide rows split between threads, one BLAS thread each (see nnframe.threads and _split_width)
+        threads.map_slices(lambda part: self._forward_rows(x[part], out[part]),
+                           threads.batch_slices(x.shape[0], _split_width(w.shape)))
         return out.reshape(*inputs.shape[:-1], w.shape[1]) if inputs.ndim > 2 else out
 
     def _forward_rows(self, x: Array, out: Array) -> None:
@@ -122,38 +118,29 @@ class Dense(Layer):
         x, shape = self.ctx["X"], self.ctx["shape"]
         if grad.ndim > 2:
             grad = grad.reshape(-1, grad.shape[-1])  # (N*..., D_out)
-        slices = threads.batch_slices(x.shape[0], _split_width(self.params["w"].shape))
-        if len(slices) > 1:
-            return self._backward_split(x, grad, shape, slices)
-        xp.matmul(x.T, grad, out=self._grad_buffer("w"))
-        if self.bias:
-            # column sums as ones @ grad: one BLAS call, ~4x faster than grad.sum(axis=0)
-            # at these sizes (NumPy's axis reductions cost ~8 us even on small arrays)
-            n = grad.shape[0]
-            if self._ones is None or self._ones.shape[0] != n or self._ones.dtype != grad.dtype:
-                self._ones = xp.ones(n, dtype=grad.dtype)
-            xp.dot(self._ones, grad, out=self._grad_buffer("b"))
-        if not self.requires_input_grad:
-            return None
-        dx = grad @ self.params["w"].T  # (N*..., D_in)
-        return dx.reshape(shape) if len(shape) > 2 else dx
-
-    def _backward_split(self, x: Array, grad: Array, shape: tuple[int, ...], slices: list[slice]) -> Array | None:
-        """:meth:`backward` with the rows split between threads; the weight and bias gradients summed in row order."""
-        xp = backend.xp()
         w = self.params["w"]
+        slices = threads.batch_slices(x.shape[0], _split_width(w.shape))
+        whole = len(slices) == 1  # one slice writes the gradients straight into their buffers
         dx = xp.empty((x.shape[0], w.shape[0]), dtype=grad.dtype) if self.requires_input_grad else None
+        n = grad.shape[0]
+        if self.bias and (self._ones is None or self._ones.shape[0] != n or self._ones.dtype != grad.dtype):
+            self._ones = xp.ones(n, dtype=grad.dtype)
 
         def rows(part: slice) -> tuple[Array, Array | None]:
             g = grad[part]
             if dx is not None:
-                xp.matmul(g, w.T, out=dx[part])
-            return x[part].T @ g, (xp.ones(g.shape[0], dtype=g.dtype) @ g if self.bias else None)
+                xp.matmul(g, w.T, out=dx[part])  # (N_s, D_in)
+            gw = xp.matmul(x[part].T, g, out=self._grad_buffer("w") if whole else None)
+            # column sums as ones @ grad: one BLAS call, ~4x faster than grad.sum(axis=0)
+            # at these sizes (NumPy's axis reductions cost ~8 us even on small arrays)
+            gb = xp.dot(self._ones[part], g, out=self._grad_buffer("b") if whole else None) if self.bias else None
+            return gw, gb
 
         parts = threads.map_slices(rows, slices)
-        self._grad_buffer("w")[...] = threads.sum_parts([p[0] for p in parts])
-        if self.bias:
-            self._grad_buffer("b")[...] = threads.sum_parts([p[1] for p in parts])
+        if not whole:  # the slices' weight and bias gradients, summed in row order
+            self._grad_buffer("w")[...] = threads.sum_parts([p[0] for p in parts])
+            if self.bias:
+                self._grad_buffer("b")[...] = threads.sum_parts([p[1] for p in parts])
         if dx is None:
             return None
         return dx.reshape(shape) if len(shape) > 2 else dx
