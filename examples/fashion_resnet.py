@@ -45,6 +45,11 @@ from nnframe import Graph, Input, data, layer, loss, model, optimizer, schedule,
 from nnframe.net import Net
 
 SPEC = Path(__file__).with_suffix(".json")
+OPTIMIZERS = {
+    "adam": lambda lr, wd: optimizer.Adam(lr=lr, weight_decay=wd),
+    "adamw": lambda lr, wd: optimizer.AdamW(lr=lr, weight_decay=wd),
+    "sgd": lambda lr, wd: optimizer.SGD(lr=lr, momentum=0.9, nesterov=True, weight_decay=wd),
+}
 
 
 def basic_block(x, channels: int, stride: int = 1):
@@ -78,6 +83,10 @@ def main(argv: list[str] | None = None) -> float:
                    help="hold out this fraction of the training images and report accuracy on it after every "
                         "epoch, instead of the test accuracy at the end (for choosing a recipe)")
     p.add_argument("--save", default=None, help="write the trained model's checkpoint here")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam",
+                   help="adam (the default), adamw, or sgd (Nesterov momentum 0.9)")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="L2 weight decay (decoupled for adamw); default 0")
     args = p.parse_args(argv)
     if args.write_spec:
         write_spec(SPEC, build_graph().get_config(), indent=1)
@@ -99,7 +108,7 @@ def main(argv: list[str] | None = None) -> float:
     set_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     m = model.Model(build_graph(), loss.SoftmaxCrossEntropy(label_smoothing=args.label_smoothing),
-                    optimizer.Adam(lr=args.max_lr))
+                    OPTIMIZERS[args.optimizer](args.max_lr, args.weight_decay))
     steps = len(x_train) // args.batch
     lr_schedule = schedule.OneCycleLR(m.optimizer, max_lr=args.max_lr, total_steps=args.epochs * steps,
                                       cycle_momentum=False)
