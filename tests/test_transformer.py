@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import nnframe
 from nnframe import backend, layer, net
 from nnframe.gradcheck import gradcheck, smooth_input
 from nnframe.layer.base import layer_from_config, layer_to_config
@@ -152,33 +153,90 @@ def test_block_leaves_its_input_alone_and_its_inplace_relu_matches_relu():
     np.testing.assert_array_equal(g, expected)
 
 
+def _block_grads(block):
+    return {f"{name}.{key}": g.copy() for name, child in block.sublayers() for key, g in child.grads.items()}
+
+
+@pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("padded", [False, True])
-def test_eval_forward_on_batch_slices_in_threads_matches_one_pass(monkeypatch, padded):
+def test_block_on_batch_slices_in_threads_matches_one_pass(monkeypatch, padded, training):
     from nnframe import threads
 
     x = np.random.default_rng(3).normal(size=(5, 4, 8))
     pad = np.zeros((5, 4), dtype=bool)
     pad[1, 2:] = pad[4, 1:] = True
     pad = pad if padded else None
+    g = np.random.default_rng(4).normal(size=x.shape)
     with backend.default_dtype("float64"):
-        block = layer.TransformerDecoderBlock(8, 2, ff_dim=12).eval()
+        block = layer.TransformerDecoderBlock(8, 2, ff_dim=12)
+        block.train() if training else block.eval()
         whole = block.forward(x, key_padding_mask=pad)  # tiny: one slice
-        assert block._sliced is None
-        g = np.random.default_rng(4).normal(size=x.shape)
+        assert "sets" not in block.ctx
         dx_whole = block.backward(g)
-        grads_whole = {k: v.copy() for k, v in block.attention.grads.items()}
+        grads_whole = _block_grads(block)
         monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
         threads.set_num_threads(3)
         try:
             sliced = block.forward(x, key_padding_mask=pad)
-            assert block._sliced is not None and block.attention.ctx == {}
+            assert len(block.ctx["sets"]) == 3  # the children and two slices' twins
+            twin = block.ctx["sets"][1]["attention"]
+            assert twin is not block.attention and twin.params is block.attention.params
             np.testing.assert_allclose(sliced, whole, rtol=1e-13, atol=1e-13)
-            # backward after it runs the forward again in one piece: the same gradients
+            for grad in block.attention.grads.values():
+                grad[...] = np.nan  # backward must overwrite every gradient, not add to stale ones
             np.testing.assert_allclose(block.backward(g), dx_whole, rtol=1e-12, atol=1e-12)
+            grads = _block_grads(block)
+            assert grads.keys() == grads_whole.keys()
             for name, grad in grads_whole.items():
-                np.testing.assert_allclose(block.attention.grads[name], grad, rtol=1e-12, atol=1e-12)
-            block.train()  # training is never sliced
-            block.forward(x, key_padding_mask=pad)
-            assert block._sliced is None
+                np.testing.assert_allclose(grads[name], grad, rtol=1e-12, atol=1e-12, err_msg=name)
         finally:
             threads.set_num_threads(None)
+
+
+def test_block_with_dropout_trains_in_one_piece_and_evaluates_on_slices(monkeypatch):
+    from nnframe import threads
+
+    x = np.random.default_rng(3).normal(size=(6, 4, 8))
+    monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
+    threads.set_num_threads(2)
+    try:
+        with backend.default_dtype("float64"):
+            block = layer.TransformerEncoderBlock(8, 2, ff_dim=12, dropout=0.25, rng=0)
+            block.forward(x)
+            assert "sets" not in block.ctx  # the masks come from one generator, in order
+            block.eval().forward(x)
+            assert len(block.ctx["sets"]) == 2
+    finally:
+        threads.set_num_threads(None)
+
+
+def test_shared_block_on_slices_sums_both_uses(monkeypatch):
+    """A block called twice in a graph keeps each use's slices (its ctx is saved per use)."""
+    from nnframe import threads
+
+    x = np.random.default_rng(5).normal(size=(4, 3, 8))
+    g = np.random.default_rng(6).normal(size=x.shape)
+
+    def run():
+        with backend.default_dtype("float64"):
+            nnframe.set_seed(0)
+            block = layer.TransformerEncoderBlock(8, 2, ff_dim=12)
+            inp = nnframe.Input(shape=(3, 8))
+            graph = nnframe.Graph(inputs=inp, outputs=block(block(inp)))
+            graph.forward(x)  # builds the parameters (an unbuilt block runs in one piece)
+            out = graph.forward(x)
+            dx = graph.backward(g)
+            return out, dx, {k: v.copy() for k, v in graph.grads.items()}, block
+
+    out, dx, grads, _ = run()
+    monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
+    threads.set_num_threads(2)
+    try:
+        out_s, dx_s, grads_s, block = run()
+        assert len(block.ctx["sets"]) == 2
+    finally:
+        threads.set_num_threads(None)
+    np.testing.assert_allclose(out_s, out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_s, dx, rtol=1e-12, atol=1e-12)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(grads_s[name], grad, rtol=1e-12, atol=1e-12, err_msg=name)

@@ -15,6 +15,7 @@ the outermost model's flat buffers, named ``"<block>.attention.w_qkv"``,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,7 +89,6 @@ class TransformerEncoderBlock(Container):
             "norm1", "attention", "dropout1", "norm2", "ff1", "activation", "dropout_ff", "ff2", "dropout2")]
         self.rng = rng  # shared by the dropouts: rewinding it replays every mask (gradcheck)
         self._key_padding_mask: Array | None = None
-        self._sliced: tuple[Array, Array | None] | None = None  # (input, mask) of a forward run on slices
 
     def sublayers(self) -> list[tuple[str, Layer]]:
         """The children by name, in the order they run."""
@@ -130,49 +130,95 @@ class TransformerEncoderBlock(Container):
     def run_forward(self, inputs: Array) -> Array:
         """The two residual branches (see the module docstring).
 
-        In evaluation mode a large batch is split between threads (:mod:`nnframe.threads`):
-        every sample's output depends on that sample only, so each thread runs the whole
-        block on its slice (one BLAS thread each) and NumPy's single-threaded element-wise
-        passes use every core. Only the input is kept then: a backward pass after it runs
-        the forward again in one piece first.
+        A large batch is split between threads (:mod:`nnframe.threads`): every sample's
+        output depends on that sample only, so each thread runs the whole block on its
+        slice with one BLAS thread, and NumPy's single-threaded element-wise passes use
+        every core. The first slice runs on the children themselves, each other slice on
+        *twins* of them (:meth:`_twins`: the same parameters, their own ``ctx`` and
+        gradients), so backward runs per slice too and adds the twins' gradients to the
+        children's in slice order. In training with dropout the block runs in one piece:
+        the masks are drawn from one generator in order.
         """
         self._check_width(tuple(getattr(inputs, "shape", ())))
-        self._sliced = None
         pad = self._key_padding_mask
-        if not self.is_training and all(c.is_init or not c.param_names for _, c in self._children):  # built
-            per_sample = inputs.shape[1] * (2 * self.embed_dim + self.ff_dim)  # ~ the values one sample touches
-            slices = threads.batch_slices(inputs.shape[0], per_sample)
-            if len(slices) > 1:
-                out = backend.xp().empty_like(inputs)
-                threads.map_slices(lambda part: self._run_rows(inputs[part], None if pad is None else pad[part],
-                                                               out=out[part]), slices)
-                for _, child in self._children:
-                    child.ctx = {}  # each held one slice's arrays
-                self._sliced = (inputs, pad)
-                return out
-        return self._run_rows(inputs, pad)
+        slices = self._batch_slices(inputs)
+        if len(slices) == 1:
+            self.ctx = {}
+            return self._run_rows(dict(self._children), inputs, pad)
+        sets = [dict(self._children), *(self._twins() for _ in slices[1:])]
+        by_start = {part.start: layers for part, layers in zip(slices, sets, strict=True)}
+        out = backend.xp().empty_like(inputs)
+        threads.map_slices(lambda part: self._run_rows(by_start[part.start], inputs[part],
+                                                       None if pad is None else pad[part], out=out[part]), slices)
+        self.ctx = {"slices": list(slices), "sets": sets}  # a fresh dict: a shared block's uses keep theirs
+        return out
 
-    def _run_rows(self, inputs: Array, pad: Array | None, out: Array | None = None) -> Array:
-        """The block on ``inputs`` (all or a slice of the batch), the output written to ``out`` if given."""
-        a = self.norm1.forward(inputs)
-        a = self.attention.forward(a, key_padding_mask=pad)
-        h = self.dropout1.forward(a)  # a fresh array no layer keeps: the residual is added in place
+    def _batch_slices(self, inputs: Array) -> threads.Slices:
+        """How the batch is split between threads (one slice: not split; see :meth:`run_forward`)."""
+        built = all(c.is_init or not c.param_names for _, c in self._children)
+        per_sample = inputs.shape[1] * (2 * self.embed_dim + self.ff_dim)  # ~ the values one sample touches
+        if not built or (self.is_training and self.dropout > 0.0):
+            return threads.batch_slices(inputs.shape[0], per_sample, num_threads=1)
+        return threads.batch_slices(inputs.shape[0], per_sample)
+
+    def _twins(self) -> dict[str, Layer]:
+        """Shallow copies of the children for one batch slice: they share the children's
+        parameters (the same ``params`` dicts) and have their own ``ctx`` and ``grads``."""
+        twins = {}
+        for name, child in self._children:
+            twin = copy.copy(child)
+            twin.ctx, twin.grads = {}, {}
+            twins[name] = twin
+        return twins
+
+    @staticmethod
+    def _run_rows(layers: Mapping[str, Layer], inputs: Array, pad: Array | None, out: Array | None = None) -> Array:
+        """The block on ``inputs`` (all or a slice of the batch) through ``layers`` (the children
+        or their twins, by name), the output written to ``out`` if given."""
+        a = layers["norm1"].forward(inputs)
+        a = layers["attention"].forward(a, key_padding_mask=pad)
+        h = layers["dropout1"].forward(a)  # a fresh array no layer keeps: the residual is added in place
         h += inputs
-        f = self.ff2.forward(self.dropout_ff.forward(self.activation.forward(self.ff1.forward(self.norm2.forward(h)))))
-        y = self.dropout2.forward(f)  # likewise fresh
+        f = layers["norm2"].forward(h)
+        for name in ("ff1", "activation", "dropout_ff", "ff2"):
+            f = layers[name].forward(f)
+        y = layers["dropout2"].forward(f)  # likewise fresh
         return backend.xp().add(y, h, out=y if out is None else out)
 
     def run_backward(self, grad: Array) -> Array | None:
         """Back through both branches; the residuals add the incoming gradient."""
-        if self._sliced is not None:  # the children kept nothing: run the forward again in one piece
-            self._run_rows(*self._sliced)
-            self._sliced = None
-        g = self.dropout2.backward(grad)
-        g = self.ff1.backward(self.activation.backward(self.dropout_ff.backward(self.ff2.backward(g))))
-        g_h = self.norm2.backward(g)
+        sets = self.ctx.get("sets")
+        if sets is None:
+            return self._backward_rows(dict(self._children), grad)
+        slices = self.ctx["slices"]
+        for twins in sets[1:]:  # set after the forward made them
+            for name, child in self._children:
+                twins[name].requires_input_grad = child.requires_input_grad
+        dx = backend.xp().empty_like(grad) if self.norm1.requires_input_grad else None
+        by_start = {part.start: layers for part, layers in zip(slices, sets, strict=True)}
+
+        def backward_slice(part: slice) -> None:
+            g = self._backward_rows(by_start[part.start], grad[part])
+            if dx is not None:
+                dx[part] = g
+
+        threads.map_slices(backward_slice, slices)
+        for twins in sets[1:]:  # the slices' parameter gradients, added in slice order
+            for name, child in self._children:
+                for key, g in twins[name].grads.items():
+                    child.grads[key] += g
+        return dx
+
+    @staticmethod
+    def _backward_rows(layers: Mapping[str, Layer], grad: Array) -> Array | None:
+        """Backward through ``layers`` (the children or one slice's twins) for ``grad`` of their rows."""
+        g = layers["dropout2"].backward(grad)
+        for name in ("ff2", "dropout_ff", "activation", "ff1"):
+            g = layers[name].backward(g)
+        g_h = layers["norm2"].backward(g)
         g_h += grad
-        g = self.attention.backward(self.dropout1.backward(g_h))
-        g = self.norm1.backward(g)
+        g = layers["attention"].backward(layers["dropout1"].backward(g_h))
+        g = layers["norm1"].backward(g)
         if g is None:  # requires_input_grad is False
             return None
         g += g_h
