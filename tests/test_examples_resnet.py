@@ -32,3 +32,25 @@ def test_resnet_example_trains_reproducibly_and_saves(tmp_path, capsys):
     loaded = nnframe.load(ckpt)
     images = np.zeros((2, 28, 28, 1), dtype=np.float32)
     assert loaded.predict(images).shape == (2, 10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "expected"), [("sgd", "SGD"), ("adamw", "AdamW"), ("adam", "Adam")])
+def test_resnet_example_optimizer_options(tmp_path, capsys, name, expected):
+    example = load_example("fashion_resnet")
+    make_dataset(tmp_path / "data", n_train=64, n_test=16)
+    ckpt = tmp_path / "resnet.safetensors"
+    example.main(["--data-dir", str(tmp_path / "data"), "--epochs", "1", "--batch", "32", "--max-lr", "1e-2",
+                  "--optimizer", name, "--weight-decay", "5e-4", "--save", str(ckpt)])
+    capsys.readouterr()
+    opt = nnframe.load(ckpt).optimizer
+    assert type(opt).__name__ == expected and opt.weight_decay == pytest.approx(5e-4)
+    if name == "sgd":
+        assert opt.momentum == pytest.approx(0.9) and opt.nesterov
+
+
+def test_resnet_example_refuses_an_unknown_optimizer(capsys):
+    example = load_example("fashion_resnet")
+    with pytest.raises(SystemExit):
+        example.main(["--optimizer", "lbfgs"])
+    assert "invalid choice: 'lbfgs'" in capsys.readouterr().err
