@@ -31,7 +31,7 @@ from typing import Any
 from nnframe import backend
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
-from nnframe.layer.base import Layer, layer_from_config, layer_to_config
+from nnframe.layer.base import Layer, forward_with_mask, layer_from_config, layer_to_config
 from nnframe.layer.container import Container, add_grads, restore_ctx, save_ctx, snapshot_grads
 from nnframe.layer.symbolic import Input, Node, SymbolicTensor
 
@@ -112,6 +112,8 @@ class Graph(Container):
         self._children = [(str(i), lay) for i, lay in enumerate(self.layers)]
         self._compile()
         self.input_shape = self._declared_shape()
+        self._in_masks: list[Any] | None = None  # the masks given to forward, for run_forward
+        self._out_masks: list[Any] | None = None  # the outputs' masks after the last forward
 
     # ---------------------------------------------------------------- validation
     def _check_inputs(self) -> None:
@@ -175,30 +177,63 @@ class Graph(Container):
         """``("<index>", layer)`` for each distinct layer, in the order of its first call."""
         return self._children
 
+    #: masks of padded steps ride along the nodes (see :meth:`run_forward`)
+    accepts_mask = True
+
+    def forward(self, inputs: Any, mask: Any = None) -> Any:
+        """Run the nodes and return the output(s); ``mask`` is the input's mask of padded steps
+        (``(N, T)`` bool, ``True`` = a real step; a list, one per input, for several inputs),
+        as a :class:`~nnframe.net.Net` before the graph passes it."""
+        self._in_masks = [mask] if self._single_input else (list(mask) if mask is not None else None)
+        return super().forward(inputs)
+
     def run_forward(self, inputs: Any) -> Any:
-        """Run the nodes in topological order."""
+        """Run the nodes in topological order.
+
+        A mask of padded steps rides along, as in a :class:`~nnframe.net.Net`
+        (:func:`~nnframe.layer.base.forward_with_mask`): made by a layer
+        (``Embedding(mask_padding=True)``) or given to :meth:`forward`, it reaches every
+        layer downstream; a layer of several inputs gets the list of their masks (merges
+        combine them, attention uses the key's).
+        """
         xs = self._check_arrays(inputs)
         values: list[Any] = [None] * self._num_slots
         values[: len(xs)] = xs
+        masks: list[Any] = [None] * self._num_slots
+        given, self._in_masks = self._in_masks, None
+        if given is not None:
+            if len(given) != len(xs):
+                raise ShapeError(f"{self.name}: expected {len(xs)} masks (one per input), got {len(given)}")
+            masks[: len(xs)] = given
         uses: dict[int, Any] = {}
         out_like: dict[int, list[tuple[tuple[int, ...], Any]]] = {}
         self.ctx = {"uses": uses, "out_like": out_like}  # a fresh dict: a shared graph's uses keep theirs
         for index, (layer, ins, outs, multi_in, multi_out, repeated) in enumerate(self._steps):
             args = [values[s] for s in ins] if multi_in else values[ins[0]]
+            mask = [masks[s] for s in ins] if multi_in else masks[ins[0]]
             try:
-                out = layer.forward(args)
+                out, mask = forward_with_mask(layer, args, mask)
             except ShapeError as exc:
                 raise ShapeError(f"{self.name} node {index} ({layer.name}): {exc}") from None
             if repeated:
                 uses[index] = save_ctx(layer)
             if multi_out:
                 out_like[index] = [(o.shape, o.dtype) for o in out]
-                for slot, value in zip(outs, out, strict=True):
-                    values[slot] = value
+                # a list gives each output its mask; one mask belongs to the first output (the sequence)
+                out_masks = mask if isinstance(mask, list) else [mask] + [None] * (len(out) - 1)
+                for slot, value, m in zip(outs, out, out_masks, strict=True):
+                    values[slot], masks[slot] = value, m
             else:
-                values[outs[0]] = out
+                values[outs[0]], masks[outs[0]] = out, mask
+        self._out_masks = [masks[s] for s in self._output_slots]
         results = [values[s] for s in self._output_slots]
         return results[0] if self._single_output else results
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Any:
+        """The output's mask of padded steps after the last forward pass (a list for several outputs)."""
+        if self._out_masks is None:
+            return None
+        return self._out_masks[0] if self._single_output else list(self._out_masks)
 
     def run_backward(self, grad: Any) -> Any:
         """Run the nodes' backward in reverse, summing each tensor's gradient over its consumers."""

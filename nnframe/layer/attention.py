@@ -115,11 +115,15 @@ class MultiHeadAttention(Layer):
                 (before dropout).
             mask: optional ``(N, S)`` bool array, ``True`` where a key is a real step (the
                 mask route's convention); its complement is added to ``key_padding_mask``.
+                In a graph, a layer called on ``[query, key_value]`` or ``[query, key, value]``
+                gets its inputs' masks as a list: the key's is used.
 
         Returns:
             the output ``(N, T, E)``, or ``(output, weights)``.
         """
         query, key, value, kind = self._split_inputs(inputs)
+        if isinstance(mask, list):  # the inputs' masks, from a graph node: the keys' one counts
+            mask = mask[0] if kind == "self" else mask[1]
         if mask is not None:
             padding = ~backend.xp().asarray(mask, dtype=bool)
             key_padding_mask = padding if key_padding_mask is None else (padding | key_padding_mask)
@@ -339,9 +343,9 @@ class MultiHeadAttention(Layer):
             return None
         return (d_out @ self.params["w_qkv"][:, start:stop].T).reshape(x.shape)
 
-    def compute_mask(self, inputs: Any, mask: Array | None) -> Array | None:
-        """The mask passes on: the output has the query's steps."""
-        return mask
+    def compute_mask(self, inputs: Any, mask: Any) -> Array | None:
+        """The query's mask passes on: the output has the query's steps."""
+        return mask[0] if isinstance(mask, list) else mask
 
     def get_config(self) -> dict[str, Any]:
         return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "dropout": self.dropout,

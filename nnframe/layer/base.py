@@ -309,17 +309,21 @@ class Activation(Layer):
         raise NotImplementedError
 
 
-def forward_with_mask(layer: Layer, inputs: Array, mask: Array | None) -> tuple[Array, Array | None]:
+def forward_with_mask(layer: Layer, inputs: Any, mask: Any) -> tuple[Any, Any]:
     """Run ``layer.forward`` on the mask route; return ``(output, mask for the next layer)``.
 
     Containers (``Net``, graphs) call this instead of ``layer.forward`` so that a mask
     made by one layer reaches the layers after it: a layer with ``accepts_mask`` gets it as
-    ``forward(inputs, mask=mask)``; one with ``propagates_mask`` passes it on.
+    ``forward(inputs, mask=mask)``; one with ``propagates_mask`` passes it on. For a layer
+    called on a list of inputs (in a graph), ``mask`` is the list of their masks (``None``
+    for an input without one); a list of ``None`` is no mask.
 
     Raises:
         ShapeError: when a mask reaches a layer that can neither use nor pass it on
             (e.g. ``Flatten`` after ``Embedding(mask_padding=True)``).
     """
+    if isinstance(mask, list) and all(m is None for m in mask):
+        mask = None
     if mask is not None and not (layer.accepts_mask or layer.propagates_mask):
         raise ShapeError(
             f"{layer.name} cannot take the mask of padded steps made by an earlier layer "

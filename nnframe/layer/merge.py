@@ -67,8 +67,25 @@ def _reduce_to(grad: Array, shape: tuple[int, ...]) -> Array:
     return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
+def _all_real(masks: Any) -> Array | None:
+    """Masks of padded steps (``True`` = a real step) combined: a step is real where it is
+    real in every input that has a mask; ``None`` when no input has one."""
+    if not isinstance(masks, list):
+        return masks
+    present = [m for m in masks if m is not None]
+    if not present:
+        return None
+    out = backend.xp().asarray(present[0], dtype=bool).copy()
+    for m in present[1:]:
+        out &= m
+    return out
+
+
 class Add(Layer):
     """Element-wise sum of its inputs, broadcast as in NumPy: ``y = x_0 + x_1 + ...``.
+
+    In a graph, the inputs' masks of padded steps combine (a step is real where every
+    masked input has it real).
 
     Shapes:
         inputs: a list of at least 2 arrays whose shapes broadcast; output: the broadcast shape.
@@ -86,6 +103,12 @@ class Add(Layer):
         self.ctx = {"shapes": [tuple(x.shape) for x in xs]}
         return out
 
+    propagates_mask = True
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Array | None:
+        """The inputs' masks combined (a step is real where every masked input has it real)."""
+        return _all_real(mask)
+
     def backward(self, grad: Array) -> list[Array] | None:
         if not self.requires_input_grad:
             return None
@@ -95,7 +118,8 @@ class Add(Layer):
 class Multiply(Layer):
     """Element-wise product of its inputs, broadcast as in NumPy: ``y = x_0 * x_1 * ...``.
 
-    ``dL/dx_i = grad * prod_{j != i} x_j``, summed back over broadcast axes.
+    ``dL/dx_i = grad * prod_{j != i} x_j``, summed back over broadcast axes. Masks of
+    padded steps combine as for :class:`Add`.
 
     Shapes:
         inputs: a list of at least 2 arrays whose shapes broadcast; output: the broadcast shape.
@@ -112,6 +136,12 @@ class Multiply(Layer):
             out = out * x
         self.ctx = {"X": xs}
         return out
+
+    propagates_mask = True
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Array | None:
+        """The inputs' masks combined (a step is real where every masked input has it real)."""
+        return _all_real(mask)
 
     def backward(self, grad: Array) -> list[Array] | None:
         if not self.requires_input_grad:
@@ -180,6 +210,20 @@ class Concatenate(Layer):
         axis, sizes = self.ctx["axis"], self.ctx["sizes"]
         cuts = [sum(sizes[: i + 1]) for i in range(len(sizes) - 1)]
         return [xp.ascontiguousarray(g) for g in xp.split(grad, cuts, axis=axis)]
+
+    propagates_mask = True
+
+    def compute_mask(self, inputs: Any, mask: Any) -> Array | None:
+        """Along the time axis of ``(N, T, C)`` inputs (axis 1) the masks are joined too (an
+        input without one is all real steps); along another axis they combine as for :class:`Add`."""
+        if not isinstance(mask, list) or all(m is None for m in mask):
+            return _all_real(mask)
+        xs = list(inputs)
+        if self._axis([tuple(x.shape) for x in xs]) != 1 or xs[0].ndim != 3:
+            return _all_real(mask)
+        xp = backend.xp()
+        return xp.concatenate([xp.ones(x.shape[:2], dtype=bool) if m is None else xp.asarray(m, dtype=bool)
+                               for x, m in zip(xs, mask, strict=True)], axis=1)
 
     def get_config(self) -> dict[str, Any]:
         return {"axis": self.axis, **super().get_config()}
