@@ -417,11 +417,21 @@ def planned_state(net: Container, input_shape: Any, name: str = "checkpoint") ->
     for index, out in enumerate(outputs):
         size = math.prod(out) if isinstance(out, tuple) else sum(math.prod(o) for o in out)
         if size > MAX_INPUT_ELEMENTS:
-            layers = getattr(net, "layers", None)
-            which = f"layer {index} ({layers[index].name})" if layers else f"step {index} of the net"
-            raise CheckpointError(f"{name}: {which} would output {size} values per sample (shape {out}), "
-                                  f"more than the {MAX_INPUT_ELEMENTS} allowed")
+            raise CheckpointError(f"{name}: {_walk_step(net, index)} would output {size} values per sample "
+                                  f"(shape {out}), more than the {MAX_INPUT_ELEMENTS} allowed")
     return states
+
+
+def _walk_step(net: Container, index: int) -> str:
+    """What made output ``index`` of ``net.infer_shapes``: a graph's node (a shared layer has
+    several), a net's layer, or else the step's number."""
+    nodes = getattr(net, "nodes", None)
+    if nodes is not None:
+        return f"node {index} ({nodes[index].layer.name})" if index < len(nodes) else "the graph's output"
+    layers = getattr(net, "layers", None)
+    if layers and index < len(layers):
+        return f"layer {index} ({layers[index].name})"
+    return f"step {index} of the net"
 
 
 def check_arrays(ckpt: Checkpoint, net: Container, optimizer: optimizer_mod.BaseOptimizer) -> None:

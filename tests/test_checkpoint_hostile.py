@@ -265,3 +265,17 @@ def test_a_scheduler_state_that_overflows_is_a_checkpoint_error(good, tmp_path):
     n = int.from_bytes(blob[:8], "little")
     message = _refused(_write(tmp_path / "c.safetensors", header, blob[8 + n:]))
     assert "bad scheduler state" in message
+
+
+def test_an_activation_too_big_in_a_graph_names_its_node(monkeypatch):
+    """A graph with a shared layer has more nodes than layers: the node is named, not an IndexError."""
+    import nnframe
+    from nnframe import layer
+
+    x = nnframe.Input(shape=(4,), name="x")
+    shared = layer.Dense(4, name="shared")
+    graph = nnframe.Graph(inputs=x, outputs=layer.Dense(64, name="wide")(shared(shared(x))))
+    config = nnframe.layer.base.layer_to_config(graph)
+    monkeypatch.setattr(io, "MAX_INPUT_ELEMENTS", 32)
+    with pytest.raises(io.CheckpointError, match=r"node 2 \(wide\) would output 64 values per sample"):
+        io.planned_state(nnframe.layer.base.layer_from_config(config), (4,))
