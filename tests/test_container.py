@@ -242,3 +242,21 @@ def test_nested_shape_inference_names_every_state_and_allocates_nothing():
     with pytest.raises(ShapeError, match=r"layer 1 \(Residual\): Residual: the body output \(grow\) has shape "
                                          r"\(2, 5\), the input \(2, 4\)"):
         bad.infer_shapes((2, 3))
+
+
+@pytest.mark.parametrize("first", ["embedding", "dense"])
+def test_a_net_built_by_its_first_forward_takes_its_own_dtype(first):
+    """Net(dtype=float64) under the float32 default: lazily built leaves follow the net, not the default."""
+    import numpy as np
+
+    from nnframe import backend, layer
+    from nnframe.net import Net
+
+    assert backend.get_default_dtype() == np.float32
+    head = layer.Embedding(5, 3) if first == "embedding" else layer.Dense(3)
+    net = Net([head, layer.TransformerEncoderBlock(3, 1, ff_dim=4), layer.Dense(2)], dtype="float64")
+    x = np.zeros((2, 4), np.int64) if first == "embedding" else np.zeros((2, 4, 6), np.float32)
+    out = net.forward(x)
+    assert out.dtype == np.float64
+    assert all(v.dtype == np.float64 for v in net.state_dict().values())
+    assert backend.get_default_dtype() == np.float32  # restored

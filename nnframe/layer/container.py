@@ -105,16 +105,19 @@ class Container(Layer):
 
     # ----------------------------------------------------------------- the layer API
     def forward(self, inputs: Any) -> Any:
-        """Run the children and return the output; the root also casts the input and
-        (after the first pass) packs every parameter into its flat buffers."""
+        """Run the children and return the output; the root also casts the input to its
+        ``dtype`` and (after the first pass) packs every parameter into its flat buffers.
+        Leaves built on that first pass create their parameters in the root's ``dtype``."""
         if self._nested:
             return self.run_forward(inputs)
         x = self._cast_input(inputs)
         self.input_shape = _sample_shape(x)
-        out = self.run_forward(x)
-        if not self._complete:
+        if not self._complete:  # leaves built on this pass take the root's dtype, not the global default
+            with backend.default_dtype(self.dtype):
+                out = self.run_forward(x)
             self._pack()
         else:
+            out = self.run_forward(x)
             self._sync("params")
         return out
 
