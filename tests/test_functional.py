@@ -289,3 +289,27 @@ def test_masked_exp_and_safe_softmax_take_an_empty_batch():
     e, inv_total = F.masked_exp(np.zeros((0, 2, 3, 3), dtype=np.float32))
     assert e.shape == (0, 2, 3, 3) and inv_total.shape == (0, 2, 3, 1) and e.dtype == np.float32
     assert F.safe_softmax(np.zeros((0, 4))).shape == (0, 4)
+
+
+def test_erf_float64_matches_math_erf_to_rounding():
+    import math
+
+    x = np.concatenate([np.linspace(-7, 7, 20001), np.geomspace(1e-300, 7, 2000), [0.0, -0.0, 1.99999999, 2.0]])
+    expected = np.array([math.erf(v) for v in x])
+    got = F.erf(x)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=5e-15, atol=0)
+    np.testing.assert_array_equal(F.erf(np.array([np.inf, -np.inf, 40.0])), [1.0, -1.0, 1.0])
+    assert np.isnan(F.erf(np.array([np.nan]))).all()
+    assert F.erf(np.array(0.5)).shape == () and F.erf(np.array(0.5)) == pytest.approx(math.erf(0.5), rel=1e-15)
+    assert F.erf(np.zeros((0, 3))).shape == (0, 3)
+
+
+def test_erf_float32_keeps_its_dtype_within_its_stated_error():
+    import math
+
+    x = np.linspace(-5, 5, 1001).astype(np.float32)
+    got = F.erf(x)
+    assert got.dtype == np.float32
+    expected = np.array([math.erf(float(v)) for v in x])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-7)  # below 2e-7 absolute, as documented
