@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from layer_cases import ALL_CASES, Case
 
+import nnframe
 from nnframe import layer
 from nnframe.gradcheck import smooth_input
 from nnframe.interop import layout
@@ -162,3 +163,50 @@ def test_nnframe_torch_does_not_shadow_the_real_torch():
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["Net", "nnframe.torch"]
+
+
+def test_a_gpt_style_stack_converts_both_ways_with_its_causal_mask():
+    """Embedding, positions, decoder (causal) and encoder blocks, a head: PyTorch gives the same logits."""
+    from nnframe import backend
+    from nnframe.interop.torch_sequence import CausalEncoderLayer, LearnedPositions, SinusoidalPositions
+
+    with backend.default_dtype("float64"):
+        nnframe.set_seed(0)
+        net = Net([layer.Embedding(11, 8, padding_idx=0), layer.PositionalEmbedding(6),
+                   layer.SinusoidalPositionalEncoding(), layer.TransformerDecoderBlock(8, 2, activation="gelu"),
+                   layer.TransformerEncoderBlock(8, 4, ff_dim=12), layer.LayerNorm(), layer.Dense(11)])
+        ids = np.random.default_rng(0).integers(0, 11, (3, 6))
+        net.eval()
+        expected = net.forward(ids)
+        module = nnframe_torch.to_module(net)
+    kinds = [type(m) for m in module]
+    assert kinds[:5] == [nn.Embedding, LearnedPositions, SinusoidalPositions, CausalEncoderLayer,
+                         nn.TransformerEncoderLayer]
+    out = _run(module, ids)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    changed = ids.copy()
+    changed[:, -1] = (changed[:, -1] + 1) % 11  # a later token must not change earlier steps' logits...
+    trunk = nn.Sequential(*list(module)[:4])  # (the encoder block after it sees every step)
+    with torch.no_grad():
+        a, b = trunk(torch.from_numpy(ids)), trunk(torch.from_numpy(changed))
+    np.testing.assert_allclose(a[:, :-1].numpy(), b[:, :-1].numpy(), rtol=0, atol=1e-12)
+    back = nnframe_torch.from_module(module, (6,))
+    assert [type(lay).__name__ for lay in back.layers] == [type(lay).__name__ for lay in net.layers]
+    np.testing.assert_allclose(back.forward(ids), expected, rtol=1e-10, atol=1e-10)
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[key], value, err_msg=key)
+
+
+def test_sequence_conversions_refuse_what_they_cannot_express():
+    with pytest.raises(ConversionError, match=r"layer 0 \(.*\): mask_padding=True makes a mask"):
+        nnframe_torch.to_module(Net([layer.Embedding(5, 4, padding_idx=0, mask_padding=True)]), (3,))
+    post_norm = nn.TransformerEncoderLayer(8, 2, batch_first=True)
+    with pytest.raises(ConversionError, match="only norm_first=True, batch_first=True"):
+        nnframe_torch.from_module(nn.Sequential(post_norm), (4, 8))
+    other = nn.TransformerEncoderLayer(8, 2, activation=torch.tanh, batch_first=True, norm_first=True)
+    with pytest.raises(ConversionError, match="only ReLU or GELU layers"):
+        nnframe_torch.from_module(nn.Sequential(other), (4, 8))
+    from nnframe.interop.torch_sequence import CausalEncoderLayer
+
+    with pytest.raises(TypeError, match="applies its own causal mask"):
+        CausalEncoderLayer(8, 2, batch_first=True, norm_first=True)(torch.zeros(1, 3, 8), src_mask=None)

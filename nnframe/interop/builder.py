@@ -116,12 +116,13 @@ class NetBuilder:
         spec.params["b"] = b.astype(self.dtype)
         return True
 
-    def embedding(self, table: np.ndarray, what: str = "Gather") -> None:
+    def embedding(self, table: np.ndarray, what: str = "Gather", padding_idx: int | None = None) -> None:
         """A lookup of the (integer) input in ``table`` ``(V, E)``; only as the first operation."""
         if self.specs:
             raise ConversionError(f"{what}: an embedding lookup must read the net's integer input")
         table = np.asarray(table)
-        self._add(layer.Embedding, {"weight": table}, num_embeddings=int(table.shape[0]), dim=int(table.shape[1]))
+        self._add(layer.Embedding, {"weight": table}, num_embeddings=int(table.shape[0]), dim=int(table.shape[1]),
+                  padding_idx=None if padding_idx is None else int(padding_idx))
         self.kind, self.integer_input = "same", True
         self.source_shape = (*self.source_shape, int(table.shape[1]))
 
@@ -133,6 +134,12 @@ class NetBuilder:
         width = hidden * (2 if kwargs.get("bidirectional") else 1)
         steps = self.source_shape[0]
         self.source_shape = (steps, width) if kwargs.get("return_sequences") else (width,)
+
+    def sequence_layer(self, cls: type, params: dict[str, np.ndarray], what: str, **kwargs: Any) -> None:
+        """A layer on ``(N, T, C)`` that keeps its shape (positions, a Transformer block);
+        ``params`` by their dotted names inside the layer (``"attention.w_qkv"``)."""
+        self._need(what, ("same",), rank=3)
+        self._add(cls, params, **kwargs)
 
     def add_positions(self, table: np.ndarray, what: str = "Add") -> bool:
         """``x + table`` for a ``(T, C)`` table on ``(N, T, C)`` input (a PositionalEmbedding); ``False`` if not."""

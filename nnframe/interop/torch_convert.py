@@ -12,7 +12,8 @@ Supported modules (and their nnframe layers): ``Linear`` (Dense), ``Conv1d``/``C
 ``LeakyReLU``, ``ELU``, ``SELU``, ``GELU``, ``SiLU``, ``Sigmoid``, ``Tanh``, ``Softplus``,
 ``Softmax``, ``Identity``, ``Dropout``/``Dropout2d``, ``MaxPool2d``, ``AvgPool2d``,
 ``AdaptiveAvgPool2d(1)`` (GlobalAvgPool2D), ``Flatten``, ``ZeroPad2d``; nested
-``nn.Sequential`` containers are walked in order.
+``nn.Sequential`` containers are walked in order. Embeddings, positions and Transformer
+blocks are converted by :mod:`nnframe.interop.torch_sequence`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from nnframe import backend, layer
-from nnframe.interop import layout
+from nnframe.interop import layout, torch_sequence
 from nnframe.interop.builder import ConversionError, NetBuilder, layer_output_shape, layer_output_shapes
 from nnframe.layer.conv import _resolve_padding
 from nnframe.model import Model
@@ -124,10 +125,12 @@ def _convert_one(b: NetBuilder, name: str, m: nn.Module) -> None:
     elif isinstance(m, nn.ZeroPad2d):
         left, right, top, bottom = (int(p) for p in m.padding)
         b.pad([0, 0, top, left, 0, 0, bottom, right], what)
-    else:
+    elif not torch_sequence.from_torch(b, what, m):
         raise ConversionError(f"from_module: cannot convert {what}: no nnframe equivalent is known; supported: "
                               "Linear, Conv1d, Conv2d, ConvTranspose2d, BatchNorm1d/2d, LayerNorm, activations, "
-                              "Dropout, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, ZeroPad2d, Sequential")
+                              "Dropout, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), Flatten, ZeroPad2d, Embedding, "
+                              "TransformerEncoderLayer (norm_first, batch_first), nnframe's LearnedPositions, "
+                              "SinusoidalPositions and CausalEncoderLayer, Sequential")
 
 
 def from_module(module: nn.Module, input_shape: Sequence[int]) -> Net:
@@ -196,14 +199,15 @@ def to_module(model_or_net: Model | Net, input_shape: Sequence[int] | None = Non
     in_shape = shape
     for where, lay in leaves:
         state.convert(where, lay, in_shape)
-        in_shape = layer_output_shape(lay, in_shape, net.dtype)
+        in_shape = layer_output_shape(lay, in_shape, np.int64 if lay.accepts_integer_input else net.dtype)
     if state.kind == "flat":
         raise ConversionError("to_module: the net ends in a Flatten of an image that no Dense follows; "
                               "PyTorch would order its output channels-first")
     return nn.Sequential(*state.modules).eval()
 
 
-_TO_TORCH = {layer.ReLU, layer.Sigmoid, layer.Tanh, layer.SELU, layer.SiLU, layer.Identity, layer.LeakyReLU,
+_TO_TORCH = {*torch_sequence.LAYERS, layer.ReLU, layer.Sigmoid, layer.Tanh, layer.SELU, layer.SiLU,
+             layer.Identity, layer.LeakyReLU,
              layer.ELU, layer.GELU, layer.Softplus, layer.Dropout, layer.Dropout2D, layer.Dense, layer.Conv2D,
              layer.Conv1D, layer.Conv2DTranspose, layer.BatchNorm, layer.LayerNorm, layer.Softmax, layer.MaxPool2D,
              layer.AvgPool2D, layer.GlobalAvgPool2D, layer.Flatten, layer.ZeroPad2D}
@@ -247,9 +251,13 @@ class _ToTorch:
 
     def convert(self, index: str, lay: layer.Layer, in_shape: tuple) -> None:
         """Append the PyTorch module(s) for ``lay`` on per-sample input ``in_shape``."""
+        cls = type(lay)
+        if cls in torch_sequence.LAYERS:
+            self._need(index, lay, ("same",), in_shape)
+            self.modules.append(torch_sequence.to_torch(lay, self.dtype, f"layer {index} ({lay.name})"))
+            return
         p = {k: backend.to_host(v) for k, v in lay.params.items() if v is not None}
         nt = {k: backend.to_host(v) for k, v in lay.nt_params.items() if v is not None}
-        cls = type(lay)
         simple = {layer.ReLU: nn.ReLU, layer.Sigmoid: nn.Sigmoid, layer.Tanh: nn.Tanh, layer.SELU: nn.SELU,
                   layer.SiLU: nn.SiLU, layer.Identity: nn.Identity}
         if cls in simple:
