@@ -76,6 +76,12 @@ def build_graph() -> Graph:
     return Graph(inputs=image, outputs=logits)
 
 
+def flip_averaged_accuracy(m: model.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of the class probabilities averaged over each NHWC image and its mirror image."""
+    probs = m.predict_proba(x, batch_size=1000) + m.predict_proba(np.ascontiguousarray(x[:, :, ::-1]), batch_size=1000)
+    return float(np.mean(probs.argmax(axis=-1) == y))
+
+
 def main(argv: list[str] | None = None) -> float:
     """Train and evaluate; return the final test accuracy (the validation accuracy with ``--validation``)."""
     p = training_parser(__doc__.split("\n\n")[0], SPEC, epochs=16, max_lr=3e-3, label_smoothing=0.1)
@@ -85,6 +91,9 @@ def main(argv: list[str] | None = None) -> float:
                    help="hold out this fraction of the training images and report accuracy on it after every "
                         "epoch, instead of the test accuracy at the end (for choosing a recipe)")
     p.add_argument("--save", default=None, help="write the trained model's checkpoint here")
+    p.add_argument("--tta", action="store_true",
+                   help="also report the accuracy of class probabilities averaged over each image and its mirror "
+                        "image (test-time augmentation; the single-pass accuracy is still the one returned)")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adamw",
                    help="adamw (the default), adam, or sgd (Nesterov momentum 0.9)")
     p.add_argument("--weight-decay", type=float, default=0.1,
@@ -138,6 +147,9 @@ def main(argv: list[str] | None = None) -> float:
     accuracy = m.evaluate(x_test, y_test, batch_size=1000)["accuracy"]
     print(f"final {held_out} accuracy {accuracy:.4f} after {clock.wall():.0f} s wall ({clock.cpu():.0f} s CPU)",
           flush=True)
+    if args.tta:
+        print(f"final {held_out} accuracy with flip averaging {flip_averaged_accuracy(m, x_test, y_test):.4f} "
+              f"after {clock.wall():.0f} s wall ({clock.cpu():.0f} s CPU)", flush=True)
     if args.save:
         m.save(args.save)
     return accuracy

@@ -54,3 +54,21 @@ def test_resnet_example_refuses_an_unknown_optimizer(capsys):
     with pytest.raises(SystemExit):
         example.main(["--optimizer", "lbfgs"])
     assert "invalid choice: 'lbfgs'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_resnet_example_reports_flip_averaged_accuracy_beside_the_single_pass(tmp_path, capsys):
+    example = load_example("fashion_resnet")
+    make_dataset(tmp_path / "data", n_train=64, n_test=16)
+    ckpt = tmp_path / "resnet.safetensors"
+    accuracy = example.main(["--data-dir", str(tmp_path / "data"), "--epochs", "1", "--batch", "32",
+                             "--tta", "--save", str(ckpt)])
+    out = capsys.readouterr().out
+    assert f"final test accuracy {accuracy:.4f}" in out  # the single pass is still what main returns
+    reported = float(out.split("final test accuracy with flip averaging ")[1].split()[0])
+    model = nnframe.load(ckpt)
+    images = np.random.default_rng(0).normal(size=(16, 28, 28, 1)).astype(np.float32)
+    labels = np.arange(16) % 10
+    probs = model.predict_proba(images) + model.predict_proba(images[:, :, ::-1].copy())
+    assert example.flip_averaged_accuracy(model, images, labels) == pytest.approx(np.mean(probs.argmax(1) == labels))
+    assert 0.0 <= reported <= 1.0
