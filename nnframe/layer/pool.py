@@ -102,7 +102,7 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, grad: Array) -> Array:
         xp = backend.xp()
-        if "taps" in self.ctx:
+        if "slices" in self.ctx:
             return self._backward_tiled(grad)
         padded, out = self.ctx["padded"], self.ctx["out"]
         (kh, kw), (oh, ow) = self.pool_size, out.shape[1:3]
@@ -126,63 +126,69 @@ class MaxPool2D(_Pool2D):
                 dpadded[:, rows, cols] += grad * winner
         return self._crop(dpadded)
 
-    # Windows that tile the input (LeNet's 2x2 pools). The strided tap slices of the general
-    # path run NumPy's inner loops over only C values (6 in LeNet) at a time; here one
-    # ``take`` gathers the taps into contiguous planes and every other operation runs over
-    # whole rows. LeNet's first pool (28x28x6, 128 images): forward + backward 4.2 -> 2.8 ms.
+    # Windows that tile the input (stride == pool_size, no padding: LeNet's and ResNet stems'
+    # 2x2 pools). The input is viewed as ``(N, OH, KH, OW, KW, C)``, so each tap is a strided
+    # view with nothing padded or gathered; the batch is split between threads, and backward
+    # writes each tap's share straight into the input gradient. Measured (median of 21, idle,
+    # 2 threads, forward / backward ms): 128x28x28x32: 1.8 / 3.0-9.9 -> 1.1 / 2.5-2.8
+    # (the old path gathered the taps into contiguous planes and routed the gradient
+    # through a second array of the input's size); 128x28x28x6 (LeNet): 0.64 / 0.8-3.5 ->
+    # 0.47 / 0.9.
 
     def _tiles(self, inputs: Array) -> bool:
         """Whether the windows tile the input: stride == pool_size, no padding, sizes divisible."""
         (kh, kw), (_, h, w, _) = self.pool_size, inputs.shape
         return self.stride == self.pool_size and self.padding == (0, 0) and h % kh == 0 and w % kw == 0
 
+    def _tile_view(self, a: Array) -> Array:
+        """``(N, H, W, C)`` viewed as ``(N, OH, KH, OW, KW, C)``: tap ``(i, j)`` is ``[:, :, i, :, j]``."""
+        (kh, kw), (n, h, w, c) = self.pool_size, a.shape
+        return a.reshape(n, h // kh, kh, w // kw, kw, c)
+
     def _forward_tiled(self, inputs: Array, out_size: F.Pair) -> Array:
         xp = backend.xp()
         n, h, w, c = inputs.shape
-        (kh, kw), (oh, ow) = self.pool_size, out_size
-        by_tap = xp.arange(w).reshape(ow, kw).T.ravel()  # column j*OW + o of the result: o*KW + j
-        taps = xp.empty((n * oh, kh * kw, ow * c), dtype=inputs.dtype)  # tap (i, j) in plane i*KW + j
-        out = xp.empty((n * oh, ow * c), dtype=inputs.dtype)
+        kh, kw = self.pool_size
+        windows = self._tile_view(inputs)
+        out = xp.empty((n, *out_size, c), dtype=inputs.dtype)
+
+        taps = [windows[:, :, i, :, j] for i in range(kh) for j in range(kw)]  # each (N, OH, OW, C)
 
         def pool(part: slice) -> None:  # the images of one thread
-            rows = threads.rows_of(part, oh)
-            xp.take(inputs[part].reshape(-1, kh, w, c), by_tap, axis=2, mode="clip",
-                    out=taps[rows].reshape(-1, kh, kw * ow, c))  # (N_s*OH, KH, KW*OW, C)
-            xp.copyto(out[rows], taps[rows, 0])
-            for t in range(1, kh * kw):
-                xp.maximum(out[rows], taps[rows, t], out=out[rows])
+            if len(taps) == 1:
+                xp.copyto(out[part], taps[0][part])
+            else:
+                xp.maximum(taps[0][part], taps[1][part], out=out[part])
+            for tap in taps[2:]:
+                xp.maximum(out[part], tap[part], out=out[part])
 
         slices = threads.batch_slices(n, h * w * c)
         threads.map_slices(pool, slices)
-        self.ctx = {"taps": taps, "out": out, "slices": slices}
-        return out.reshape(n, oh, ow, c)
+        self.ctx = {"inputs": inputs, "out": out, "slices": slices}
+        return out
 
     def _backward_tiled(self, grad: Array) -> Array:
         xp = backend.xp()
-        taps, out = self.ctx["taps"], self.ctx["out"]  # (N*OH, KH*KW, OW*C), (N*OH, OW*C)
-        n, oh, ow, c = grad.shape
+        inputs, out = self.ctx["inputs"], self.ctx["out"]  # (N, H, W, C), (N, OH, OW, C)
         kh, kw = self.pool_size
-        g2 = grad.reshape(n * oh, ow * c)  # (N*OH, OW*C)
-        routed = xp.empty_like(taps)  # the gradient each tap receives, (N*OH, KH*KW, OW*C)
-        by_column = xp.arange(kw * ow).reshape(kw, ow).T.ravel()  # column o*KW + j of dx: plane j*OW + o
-        dx = xp.empty((n, oh * kh, ow * kw, c), dtype=routed.dtype)
+        windows = self._tile_view(inputs)
+        dx = xp.empty_like(inputs)
+        dwindows = self._tile_view(dx)
 
         def route(part: slice) -> None:  # the images of one thread
-            rows = threads.rows_of(part, oh)
             unrouted = None  # windows whose gradient is not yet placed (None: all of them)
             for t in range(kh * kw):  # row-major window order: the first maximum wins
+                i, j = divmod(t, kw)
                 if t == kh * kw - 1:  # the last tap wins every window still unrouted
                     winner = True if unrouted is None else unrouted
                 else:
-                    winner = taps[rows, t] == out[rows]
+                    winner = windows[part, :, i, :, j] == out[part]
                     if unrouted is None:
                         unrouted = ~winner
                     else:
                         winner &= unrouted
                         unrouted ^= winner
-                xp.multiply(g2[rows], winner, out=routed[rows, t])
-            xp.take(routed[rows].reshape(-1, kw * ow, c), by_column, axis=1, mode="clip",
-                    out=dx[part].reshape(-1, kw * ow, c))  # (N_s*OH*KH, W, C)
+                xp.multiply(grad[part], winner, out=dwindows[part, :, i, :, j])
 
         threads.map_slices(route, self.ctx["slices"])
         return dx
