@@ -5,7 +5,10 @@ here, before any suite imports NumPy: ``--threads N`` is put in the environment 
 the BLAS starts with N threads, and :func:`benchmarks.common.clear_blas_overrides`
 unsets ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` (for this process and the children
 it starts), so NumPy's BLAS runs the kernels it would pick on a user's machine.
-``--keep-blas-env`` (before the suite name) keeps them instead.
+``--keep-blas-env`` (before the suite name) keeps them instead. Then, before the suite
+starts, :func:`nnframe.allocator.retain_freed_memory` makes glibc's ``malloc`` keep freed
+memory for reuse, for every library in the process alike (the libraries compared run in
+one process); ``--default-malloc`` (before the suite name) leaves ``malloc`` as it is.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ def _threads_from_argv(argv: list[str]) -> int:
 
 
 def _usage() -> str:
-    lines = ["usage: python -m benchmarks [--keep-blas-env] SUITE [options]   (python -m benchmarks SUITE --help)",
-             "", "suites:"]
+    lines = ["usage: python -m benchmarks [--keep-blas-env] [--default-malloc] SUITE [options]",
+             "       (python -m benchmarks SUITE --help: the suite's options)", "", "suites:"]
     for name, (module, text) in SUITES.items():
         available = importlib.util.find_spec(module) is not None
         lines.append(f"  {name:8s} {text}{'' if available else '  [not available]'}")
@@ -51,9 +54,10 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the suite named by the first argument."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    keep_blas_env = bool(argv) and argv[0] == "--keep-blas-env"
-    if keep_blas_env:
-        argv = argv[1:]
+    flags = {"--keep-blas-env": False, "--default-malloc": False}
+    while argv and argv[0] in flags:
+        flags[argv.pop(0)] = True
+    keep_blas_env = flags["--keep-blas-env"]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
@@ -73,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     common.set_thread_env(threads)  # before the suite imports NumPy
     if not keep_blas_env and "numpy" not in sys.modules:  # imported already only when called from Python
         common.clear_blas_overrides()
+    if not flags["--default-malloc"]:
+        from nnframe import allocator  # noqa: PLC0415 - loads NumPy: after the BLAS environment is set
+
+        common.MALLOC_RETAINED = allocator.retain_freed_memory()
     suite_main = importlib.import_module(module_name).main
     result = suite_main(rest)
     return int(result or 0)

@@ -494,6 +494,11 @@ def torch_info() -> dict[str, Any] | None:
     return info
 
 
+#: whether ``python -m benchmarks`` made glibc's malloc keep freed memory
+#: (:func:`nnframe.allocator.retain_freed_memory`); ``None``: not asked (``--default-malloc``, or not run from there)
+MALLOC_RETAINED: bool | None = None
+
+
 def blas_line() -> str:
     """One line for a report: NumPy's BLAS kernels and threads, the overrides removed, PyTorch's kernels."""
     blas = blas_info()
@@ -508,6 +513,8 @@ def blas_line() -> str:
         line += f"; nnframe layers: {threads.get_num_threads()} threads"
     if still:
         line += f"; STILL SET: {still}"
+    line += {True: "; glibc malloc keeps freed memory", False: "; malloc: not glibc, unchanged",
+             None: "; malloc: default"}[MALLOC_RETAINED]
     torch = torch_info()
     if torch is not None:
         line += (f"; PyTorch {torch['version']}: {torch['num_threads']} threads, kernels "

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from fashion_common import Clock, standardize_pixels, training_parser, write_spec
 
-from nnframe import Graph, Input, data, layer, loss, model, optimizer, schedule, set_seed
+from nnframe import Graph, Input, allocator, data, layer, loss, model, optimizer, schedule, set_seed
 from nnframe.net import Net
 
 SPEC = Path(__file__).with_suffix(".json")
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> float:
         print(f"wrote {SPEC}")
         return 0.0
 
+    allocator.retain_freed_memory()  # reuse each step's freed arrays: no fresh pages per step (~5% faster here)
     clock = Clock()
     (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist(args.data_dir)
     if args.limit:

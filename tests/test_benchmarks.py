@@ -181,6 +181,15 @@ def test_entry_point_dispatch(capsys):
     assert "unknown suite" in capsys.readouterr().err
     assert bench_main(["--help"]) == 0
     assert "mlp" in capsys.readouterr().out
+    assert bench_main(["--default-malloc", "--keep-blas-env", "no-such-suite"]) == 2  # leading flags, any order
+    assert "unknown suite 'no-such-suite'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("retained, text", [(True, "glibc malloc keeps freed memory"), (None, "malloc: default"),
+                                            (False, "malloc: not glibc")])
+def test_blas_line_says_what_malloc_does(monkeypatch, retained, text):
+    monkeypatch.setattr(common, "MALLOC_RETAINED", retained)
+    assert text in common.blas_line()
 
 
 def test_phase_profile_covers_every_phase():
