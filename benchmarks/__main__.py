@@ -5,7 +5,9 @@ here, before any suite imports NumPy: ``--threads N`` is put in the environment 
 the BLAS starts with N threads, and :func:`benchmarks.common.clear_blas_overrides`
 unsets ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` (for this process and the children
 it starts), so NumPy's BLAS runs the kernels it would pick on a user's machine.
-``--keep-blas-env`` (before the suite name) keeps them instead. Then, before the suite
+``--keep-blas-env`` (before the suite name) keeps them instead. nnframe is imported
+next, before NumPy, so that it sets OpenBLAS's thread timeout as it does for a user who
+imports it first (:mod:`nnframe.blas_env`). Then, before the suite
 starts, :func:`nnframe.allocator.retain_freed_memory` makes glibc's ``malloc`` keep freed
 memory for reuse, for every library in the process alike (the libraries compared run in
 one process); ``--default-malloc`` (before the suite name) leaves ``malloc`` as it is.
@@ -77,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     common.set_thread_env(threads)  # before the suite imports NumPy
     if not keep_blas_env and "numpy" not in sys.modules:  # imported already only when called from Python
         common.clear_blas_overrides()
-    if not flags["--default-malloc"]:
-        from nnframe import allocator  # noqa: PLC0415 - loads NumPy: after the BLAS environment is set
+    # nnframe before NumPy: its import sets OpenBLAS's thread timeout (nnframe.blas_env) as a user's would
+    from nnframe import allocator  # noqa: PLC0415 - loads NumPy: after the BLAS environment is set
 
+    if not flags["--default-malloc"]:
         common.MALLOC_RETAINED = allocator.retain_freed_memory()
     suite_main = importlib.import_module(module_name).main
     result = suite_main(rest)

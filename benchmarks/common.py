@@ -513,6 +513,12 @@ def blas_line() -> str:
         line += f"; nnframe layers: {threads.get_num_threads()} threads"
     if still:
         line += f"; STILL SET: {still}"
+    if "nnframe" in sys.modules:
+        from nnframe import blas_env  # noqa: PLC0415 - only where nnframe is loaded already
+
+        timeout = blas_env.applied()
+        line += (f"; OpenBLAS thread timeout {timeout}" if timeout is not None
+                 else "; OpenBLAS thread timeout: not set by nnframe (NumPy loaded first)")
     line += {True: "; glibc malloc keeps freed memory", False: "; malloc: not glibc, unchanged",
              None: "; malloc: default"}[MALLOC_RETAINED]
     torch = torch_info()

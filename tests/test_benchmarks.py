@@ -192,6 +192,15 @@ def test_blas_line_says_what_malloc_does(monkeypatch, retained, text):
     assert text in common.blas_line()
 
 
+@pytest.mark.parametrize("applied, text", [("20", "OpenBLAS thread timeout 20"),
+                                          (None, "not set by nnframe (NumPy loaded first)")])
+def test_blas_line_says_which_thread_timeout_openblas_loaded_with(monkeypatch, applied, text):
+    from nnframe import blas_env
+
+    monkeypatch.setattr(blas_env, "applied", lambda: applied)
+    assert text in common.blas_line()
+
+
 def test_phase_profile_covers_every_phase():
     config = mlp.Config(synthetic=True)
     data = _tiny_data(128 * 2, 64)
