@@ -64,6 +64,23 @@ def test_max_pool_tiling_path_equals_the_general_path_on_ties(monkeypatch, shape
     assert ones.sum() == y.size and set(np.unique(ones)) <= {0.0, 1.0}  # one winner per window
 
 
+def test_max_pool_tiling_path_split_between_threads_equals_one_thread(monkeypatch):
+    import nnframe
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(-1, 2, size=(8, 32, 32, 64)).astype(np.float32)  # ties; 4 slices' worth of work
+    pools, outputs = [], []
+    for count in (2, 1):
+        monkeypatch.setattr(nnframe.threads, "_num_threads", count)
+        pool = layer.MaxPool2D(2)
+        y = pool.forward(x)
+        outputs.append((y, pool.backward(np.arange(y.size, dtype=np.float32).reshape(y.shape))))
+        pools.append(pool)
+    assert len(pools[0].ctx["slices"]) == 2 and len(pools[1].ctx["slices"]) == 1
+    np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
+    np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+
+
 @pytest.mark.parametrize("pool, height", [
     (layer.MaxPool2D(2), 5),  # 5 rows: the last is in no window
     (layer.MaxPool2D(2, stride=1), 4),
