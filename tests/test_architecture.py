@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nnframe"
 # lower levels may be imported by higher ones, never the other way round
 LEVELS = {
     "backend": 0, "threads": 0, "random": 0, "errors": 0, "atomic": 0, "safetensors_io": 0, "checkpoint_schema": 0,
+    "blas_env": 0, "allocator": 0,
     "initializer": 1, "functional": 1, "parameter": 1,
     "layer": 2,
     "net": 3, "graph": 3,
