@@ -7,10 +7,11 @@ unsets ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` (for this process and the chil
 it starts), so NumPy's BLAS runs the kernels it would pick on a user's machine.
 ``--keep-blas-env`` (before the suite name) keeps them instead. nnframe is imported
 next, before NumPy, so that it sets OpenBLAS's thread timeout as it does for a user who
-imports it first (:mod:`nnframe.blas_env`). Then, before the suite
-starts, :func:`nnframe.allocator.retain_freed_memory` makes glibc's ``malloc`` keep freed
-memory for reuse, for every library in the process alike (the libraries compared run in
-one process); ``--default-malloc`` (before the suite name) leaves ``malloc`` as it is.
+imports it first (:mod:`nnframe.blas_env`). ``--retain-freed-memory`` (before the suite
+name) calls :func:`nnframe.allocator.retain_freed_memory` before the suite starts: glibc's
+``malloc`` then keeps freed memory for reuse, for every library in the process alike (it
+speeds PyTorch up as well as nnframe). By default ``malloc`` is left as it is, as both
+libraries' users have it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _threads_from_argv(argv: list[str]) -> int:
 
 
 def _usage() -> str:
-    lines = ["usage: python -m benchmarks [--keep-blas-env] [--default-malloc] SUITE [options]",
+    lines = ["usage: python -m benchmarks [--keep-blas-env] [--retain-freed-memory] SUITE [options]",
              "       (python -m benchmarks SUITE --help: the suite's options)", "", "suites:"]
     for name, (module, text) in SUITES.items():
         available = importlib.util.find_spec(module) is not None
@@ -56,7 +57,7 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the suite named by the first argument."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    flags = {"--keep-blas-env": False, "--default-malloc": False}
+    flags = {"--keep-blas-env": False, "--retain-freed-memory": False}
     while argv and argv[0] in flags:
         flags[argv.pop(0)] = True
     keep_blas_env = flags["--keep-blas-env"]
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     # nnframe before NumPy: its import sets OpenBLAS's thread timeout (nnframe.blas_env) as a user's would
     from nnframe import allocator  # noqa: PLC0415 - loads NumPy: after the BLAS environment is set
 
-    if not flags["--default-malloc"]:
+    if flags["--retain-freed-memory"]:
         common.MALLOC_RETAINED = allocator.retain_freed_memory()
     suite_main = importlib.import_module(module_name).main
     result = suite_main(rest)

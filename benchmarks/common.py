@@ -494,8 +494,8 @@ def torch_info() -> dict[str, Any] | None:
     return info
 
 
-#: whether ``python -m benchmarks`` made glibc's malloc keep freed memory
-#: (:func:`nnframe.allocator.retain_freed_memory`); ``None``: not asked (``--default-malloc``, or not run from there)
+#: whether ``python -m benchmarks --retain-freed-memory`` made glibc's malloc keep freed memory
+#: (:func:`nnframe.allocator.retain_freed_memory`); ``None``: not asked (the default)
 MALLOC_RETAINED: bool | None = None
 
 

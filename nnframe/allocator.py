@@ -10,8 +10,9 @@ give freed memory back, so the next step reuses the same pages. Measured on the 
 60.0 -> 56.4 s per 60,000 images (median; per-round ratio 0.95, range 0.90-0.97).
 
 The cost: the process keeps its peak memory until it exits (as a caching allocator
-does). It is a setting of the whole process (every library in it allocates through the same ``malloc``),
-not undone by nnframe, and nothing else in nnframe calls it: training scripts opt in.
+does). It is a setting of the whole process (every library in it allocates through the
+same ``malloc``, so PyTorch in the same process gains too), not undone by nnframe, and
+nothing else in nnframe calls it: training scripts opt in.
 
     >>> from nnframe import allocator
     >>> allocator.retain_freed_memory()  # doctest: +SKIP

@@ -181,7 +181,7 @@ def test_entry_point_dispatch(capsys):
     assert "unknown suite" in capsys.readouterr().err
     assert bench_main(["--help"]) == 0
     assert "mlp" in capsys.readouterr().out
-    assert bench_main(["--default-malloc", "--keep-blas-env", "no-such-suite"]) == 2  # leading flags, any order
+    assert bench_main(["--retain-freed-memory", "--keep-blas-env", "no-such-suite"]) == 2  # leading flags, any order
     assert "unknown suite 'no-such-suite'" in capsys.readouterr().err
 
 
