@@ -81,6 +81,21 @@ def test_max_pool_tiling_path_split_between_threads_equals_one_thread(monkeypatc
     np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
 
 
+def test_max_pool_tiling_path_takes_non_contiguous_input():
+    rng = np.random.default_rng(6)
+    base = rng.integers(-1, 2, size=(3, 4, 8, 6)).astype(np.float64)  # (C, N, H, W): ties too
+    x = base.transpose(1, 2, 3, 0)  # (N, H, W, C), not C-contiguous
+    assert not x.flags.c_contiguous
+    with backend.default_dtype("float64"):
+        tiled, reference = layer.MaxPool2D(2), layer.MaxPool2D(2)
+        y = tiled.forward(x)
+        g = rng.normal(size=y.shape)
+        dx = tiled.backward(g)
+        np.testing.assert_array_equal(y, reference.forward(np.ascontiguousarray(x)))
+        np.testing.assert_array_equal(dx, reference.backward(g))
+    assert "slices" in tiled.ctx
+
+
 @pytest.mark.parametrize("pool, height", [
     (layer.MaxPool2D(2), 5),  # 5 rows: the last is in no window
     (layer.MaxPool2D(2, stride=1), 4),
