@@ -6,12 +6,14 @@ large work between their own threads (:mod:`nnframe.threads`), so a worker still
 from an earlier product (a small ``Dense`` layer's, which keeps the BLAS's threads) takes
 a core away from them. ``OPENBLAS_THREAD_TIMEOUT=20`` (2^20 cycles, well under a
 millisecond) lets the workers sleep soon after their work. Measured, 2 threads, medians of
-21-51 calls, nnframe only (``OPENBLAS_THREAD_TIMEOUT`` unset -> 20):
+21-51 calls, nnframe only (``OPENBLAS_THREAD_TIMEOUT`` unset -> 20), in two windows:
 
 * the decoder-only Transformer of ``python -m benchmarks transformer``, one forward pass in
-  evaluation mode: 27.4 -> 15.0 ms (its blocks split the batch; the head is a small ``Dense``);
-* its training step: 55 -> 57 ms (no change beyond noise);
-* the seed's MLP, training step at batch 128: 1.56 -> 1.45 ms; at batch 1024: 5.8 -> 5.1 ms.
+  evaluation mode: 26-29 -> 15-15.5 ms (its blocks split the batch; the head is a small
+  ``Dense``);
+* its training step: 55-61 -> 57-62 ms (no change beyond noise);
+* the seed's MLP, training step at batch 1024: 5.4-6.3 -> 5.1-5.9 ms; at batch 128, no
+  change beyond noise (1.5-1.7 ms either way).
 
 OpenBLAS reads the variable once, when NumPy loads it, and has no call to change it
 later. So importing this module (``import nnframe`` does, before it imports NumPy) runs
