@@ -17,9 +17,9 @@ millisecond) lets the workers sleep soon after their work. Measured, 2 threads, 
 
 OpenBLAS reads the variable once, when NumPy loads it, and has no call to change it
 later. So importing this module (``import nnframe`` does, before it imports NumPy) runs
-:func:`set_defaults`: where the
-variable is unset and NumPy is not loaded yet, it is set to 20 (in ``os.environ``, so child
-processes inherit it). Where NumPy was imported first, set it yourself::
+:func:`set_defaults`: where the variable is unset and NumPy is not loaded yet, it is set to
+20 (in ``os.environ``, so child processes inherit it). Where NumPy was imported first, set
+it yourself::
 
     OPENBLAS_THREAD_TIMEOUT=20 python train.py
 
@@ -37,7 +37,6 @@ THREAD_TIMEOUT_VAR = "OPENBLAS_THREAD_TIMEOUT"
 DEFAULT_THREAD_TIMEOUT = "20"
 
 _seen_at_load: str | None = None  # the variable's value when set_defaults ran before NumPy loaded
-_ran_before_numpy = False
 
 
 def set_defaults() -> bool:
@@ -47,10 +46,9 @@ def set_defaults() -> bool:
         ``True`` if this call set the variable; ``False`` if it was set already (the
         user's value is kept) or NumPy is loaded (too late: nothing is changed).
     """
-    global _seen_at_load, _ran_before_numpy
+    global _seen_at_load
     if "numpy" in sys.modules:
         return False
-    _ran_before_numpy = True
     if THREAD_TIMEOUT_VAR in os.environ:
         _seen_at_load = os.environ[THREAD_TIMEOUT_VAR]
         return False
@@ -66,7 +64,7 @@ def applied() -> str | None:
         ``None`` when NumPy was loaded before nnframe (OpenBLAS then read whatever the
         environment held at the time, most likely nothing: its default, 28).
     """
-    return _seen_at_load if _ran_before_numpy else None
+    return _seen_at_load
 
 
 set_defaults()
