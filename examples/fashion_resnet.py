@@ -82,10 +82,20 @@ def flip_averaged_accuracy(m: model.Model, x: np.ndarray, y: np.ndarray) -> floa
     return float(np.mean(probs.argmax(axis=-1) == y))
 
 
+def erase_fill(text: str) -> float | str:
+    """``--erase-fill``: ``"normal"`` or a number (argparse names the option when this raises)."""
+    return text if text == "normal" else float(text)
+
+
 def main(argv: list[str] | None = None) -> float:
     """Train and evaluate; return the final test accuracy (the validation accuracy with ``--validation``)."""
     p = training_parser(__doc__.split("\n\n")[0], SPEC, epochs=16, max_lr=3e-3, label_smoothing=0.1)
     p.add_argument("--crop", type=int, default=0, help="random-crop padding in pixels (default 0: no crops)")
+    p.add_argument("--erase", type=float, default=0.0,
+                   help="random-erasing probability per image (default 0: none; :func:`nnframe.data.random_erasing`)")
+    p.add_argument("--erase-fill", type=erase_fill, default=0.0,
+                   help="what erased rectangles hold: a number in standardized units (default 0, the mean pixel) "
+                        "or 'normal' for standard-normal noise")
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only (a quick look)")
     p.add_argument("--validation", type=float, default=0.0,
                    help="hold out this fraction of the training images and report accuracy on it after every "
@@ -136,6 +146,8 @@ def main(argv: list[str] | None = None) -> float:
             xb = data.random_horizontal_flip(x_train[idx], rng)  # (B, 28, 28, 1)
             if args.crop:
                 xb = data.random_crop(xb, args.crop, rng, fill=black)
+            if args.erase:
+                xb = data.random_erasing(xb, rng, p=args.erase, fill=args.erase_fill)
             pred = m.forward(xb)
             batch_loss, step = m.backward(pred, y_train[idx])
             m.apply_grad(step)

@@ -72,3 +72,27 @@ def test_resnet_example_reports_flip_averaged_accuracy_beside_the_single_pass(tm
     probs = model.predict_proba(images) + model.predict_proba(images[:, :, ::-1].copy())
     assert example.flip_averaged_accuracy(model, images, labels) == pytest.approx(np.mean(probs.argmax(1) == labels))
     assert 0.0 <= reported <= 1.0
+
+
+@pytest.mark.slow
+def test_resnet_example_random_erasing_changes_the_run_and_is_seeded(tmp_path, capsys):
+    example = load_example("fashion_resnet")
+    make_dataset(tmp_path / "data", n_train=64, n_test=16)
+    common = ["--data-dir", str(tmp_path / "data"), "--epochs", "1", "--batch", "32", "--max-lr", "1e-2"]
+
+    def train_loss(*extra: str) -> str:
+        example.main([*common, *extra])
+        return capsys.readouterr().out.split("train loss ")[1].split()[0]
+
+    plain = train_loss()
+    erased = train_loss("--erase", "1.0", "--erase-fill", "normal")
+    assert erased != plain  # every image had a rectangle of noise
+    assert train_loss("--erase", "1.0", "--erase-fill", "normal") == erased  # the same draws again
+    assert train_loss("--erase", "1.0") != erased  # a 0 fill is another augmentation
+
+
+def test_resnet_example_refuses_an_unknown_erase_fill(capsys):
+    example = load_example("fashion_resnet")
+    with pytest.raises(SystemExit):
+        example.main(["--erase-fill", "noise"])
+    assert "argument --erase-fill: invalid erase_fill value: 'noise'" in capsys.readouterr().err

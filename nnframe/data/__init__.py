@@ -12,7 +12,7 @@
 """
 
 from nnframe.data import text
-from nnframe.data.augment import random_crop, random_horizontal_flip
+from nnframe.data.augment import random_crop, random_erasing, random_horizontal_flip
 from nnframe.data.batching import BatchIterator, batches, is_multi, num_samples
 from nnframe.data.datasets import (
     CHECKSUMS,
@@ -51,7 +51,8 @@ __all__ = [
     "is_multi",
     "load_cifar10", "load_dataset", "load_fashion_mnist", "load_mnist", "locate_dataset", "num_samples", "one_hot",
     "read_idx",
-    "random_crop", "random_horizontal_flip", "read_png", "scale_pixels", "standardize", "stored_pixel_range",
+    "random_crop", "random_erasing", "random_horizontal_flip", "read_png", "scale_pixels", "standardize",
+    "stored_pixel_range",
     "stored_standardization", "text",
     "train_val_split",
     "user_cache_dir", "value_range", "write_idx",
