@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from nnframe.graph import Graph
     from nnframe.model import Model
     from nnframe.net import Net
 
@@ -64,11 +65,12 @@ def export(model_or_net: Model | Net, path: str | os.PathLike, input_shape: Sequ
     return onnx_export.export(model_or_net, path, input_shape=input_shape, opset=opset, metadata=metadata)
 
 
-def load(path: str | os.PathLike, input_layout: str = "auto") -> Net:
-    """Build a nnframe :class:`~nnframe.net.Net` (weights included) from an ONNX file.
+def load(path: str | os.PathLike, input_layout: str = "auto") -> Net | Graph:
+    """Build a nnframe :class:`~nnframe.net.Net` (weights included) from an ONNX file, or a
+    :class:`~nnframe.graph.Graph` when the ONNX graph branches (residual blocks, concatenations).
 
     See :func:`nnframe.interop.onnx_import.load` for the supported operators and layouts.
-    The net takes channels-last input; wrap it in a :class:`~nnframe.model.Model` with a
+    The result takes channels-last input; wrap it in a :class:`~nnframe.model.Model` with a
     loss and an optimizer to fine-tune it with ``fit``.
 
     Raises:

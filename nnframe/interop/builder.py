@@ -61,6 +61,20 @@ class NetBuilder:
         self.integer_input = False
         self.input_shape = self._nnframe_shape()
 
+    @classmethod
+    def resume(cls, source_shape: Sequence[int], kind: str, index: np.ndarray | None,
+               dtype: Any = np.float32) -> NetBuilder:
+        """A builder that goes on from a value another builder left (a branch of a graph), in that
+        builder's layout state (:meth:`state`); its net takes that value's nnframe tensor."""
+        builder = cls(source_shape, channels_first=False, dtype=dtype)
+        builder.kind, builder.index = kind, index
+        builder.input_shape = builder._nnframe_shape()
+        return builder
+
+    def state(self) -> tuple[tuple[int, ...], str, np.ndarray | None]:
+        """``(source shape, layout kind, flatten index)`` of the current value, for :meth:`resume`."""
+        return self.source_shape, self.kind, self.index
+
     # ------------------------------------------------------------------ helpers
     def _nnframe_shape(self) -> tuple[int, ...]:
         s = self.source_shape

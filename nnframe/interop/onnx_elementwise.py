@@ -55,7 +55,8 @@ def find_region(nodes: Sequence[onnx.NodeProto], start: int, current: str, const
                 consumers: dict[str, int]) -> list[int]:
     """The possible ends (exclusive), longest first, of runs of two or more element-wise nodes from
     ``nodes[start]`` that read only ``current``, scalar constants and their own values, and leave
-    exactly one value for later nodes (``consumers``: how many nodes, or graph outputs, read each value).
+    exactly one of the values they compute for later nodes (``consumers``: how many nodes, or
+    graph outputs, read each value).
     """
     produced = {current}
     uses: dict[str, int] = {}
@@ -71,8 +72,9 @@ def find_region(nodes: Sequence[onnx.NodeProto], start: int, current: str, const
         for i in data:
             uses[i] = uses.get(i, 0) + 1
         produced.add(node.output[0])
-        # closed: every value but the last is consumed only inside the run
-        inner = produced - {node.output[0]}
+        # closed: every value it computes but the last is consumed only inside the run (its input may
+        # be read elsewhere too: a branch of a graph)
+        inner = produced - {node.output[0], current}
         if end > start and all(uses.get(v, 0) == consumers.get(v, 0) for v in inner):
             ends.append(end + 1)
     return ends[::-1]

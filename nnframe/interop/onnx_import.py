@@ -1,4 +1,6 @@
-"""ONNX -> nnframe: :func:`load` turns a chain-shaped ONNX graph into a built :class:`~nnframe.net.Net`.
+"""ONNX -> nnframe: :func:`load` turns an ONNX graph into a built :class:`~nnframe.net.Net`
+(one chain of operators) or :class:`~nnframe.graph.Graph` (branches joined by merges,
+:mod:`nnframe.interop.onnx_import_graph`).
 
 Supported operators (one handler each in ``_HANDLERS``): ``Gemm``, ``MatMul`` (+ ``Add`` of a
 bias), ``Conv`` (1-D and 2-D, any stride/padding/dilation/group), ``ConvTranspose`` (2-D),
@@ -9,9 +11,10 @@ bias), ``Conv`` (1-D and 2-D, any stride/padding/dilation/group), ``ConvTranspos
 (PositionalEmbedding) and ``Constant``; ``RNN``/``LSTM``/``GRU`` with the transposes around them
 (:mod:`nnframe.interop.onnx_import_rnn`); activations spelled
 as element-wise arithmetic (GELU, SiLU, Softplus(beta)) are recognised by
-:mod:`nnframe.interop.onnx_elementwise`. That covers every file :func:`nnframe.onnx.export`
-writes except graphs with branches (MultiHeadAttention, Masking, Residual, functional graphs),
-and what ``torch.onnx.export`` writes for ``nn.Sequential`` models of the equivalent modules.
+:mod:`nnframe.interop.onnx_elementwise`. Values joined by ``Add``, ``Sum``, ``Mul`` or ``Concat`` make a
+graph. That covers every file :func:`nnframe.onnx.export` writes except MultiHeadAttention and
+Masking (and graphs with several inputs or outputs), and what ``torch.onnx.export`` writes for
+models of the equivalent modules, residual networks included.
 
 Layout: a channels-first model (a convolution or pool reads its input directly) becomes a
 net that takes channels-last input, ``(N, H, W, C)`` for an ``(N, C, H, W)`` ONNX input;
@@ -23,6 +26,7 @@ run is listed in one :class:`UnsupportedOperatorError`.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections import Counter
@@ -34,7 +38,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 from nnframe import layer
+from nnframe.graph import Graph
 from nnframe.interop import onnx_elementwise as elementwise
+from nnframe.interop import onnx_import_graph as graph_import
 from nnframe.interop import onnx_import_rnn as recurrent
 from nnframe.interop.builder import ConversionError, NetBuilder
 from nnframe.net import Net
@@ -336,7 +342,7 @@ def _fold_activation(builder: NetBuilder, g: _Graph, position: int, current: str
     return 0
 
 
-def load(path: str | os.PathLike, input_layout: str = "auto") -> Net:
+def load(path: str | os.PathLike, input_layout: str = "auto") -> Net | Graph:
     """Build a nnframe net, weights included, from an ONNX file (see the module docstring).
 
     Args:
@@ -346,14 +352,15 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net:
             net takes ``(N, ..., C)``) or ``"channels_last"`` (the net takes the ONNX input as is).
 
     Returns:
-        A built :class:`~nnframe.net.Net` in evaluation mode. For a channels-first model the
-        net's input (and an image-shaped output) is channels-last: feed
+        A built :class:`~nnframe.net.Net` in evaluation mode when the graph is one chain of
+        operators, else a built :class:`~nnframe.graph.Graph` of such chains and merges. For a
+        channels-first model the input (and an image-shaped output) is channels-last: feed
         ``x_nchw.transpose(0, 2, 3, 1)``.
 
     Raises:
         UnsupportedOperatorError: listing every unsupported operator of the graph (with counts).
-        ConversionError: for a supported operator used in a way nnframe cannot express
-            (naming the node), or a graph that is not a single chain.
+        ConversionError: for a supported operator used in a way nnframe cannot express, or
+            values joined by an operator that is not a merge (naming the node).
     """
     proto = onnx.load(str(path))
     g = _Graph(proto)
@@ -368,8 +375,31 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net:
         raise ConversionError(f"ONNX import: the input must be float or double (or integer ids of an embedding), "
                               f"got {onnx.TensorProto.DataType.Name(elem)}")
     builder = NetBuilder(shape, _channels_first(g, input_layout, len(shape) + 1), dtype)
-    current, position = g.input.name, 0
     skipped = recurrent.shape_values(g.nodes, g.constants)  # shape arithmetic (zero initial states)
+    units = graph_import.plan(g.nodes, g.constants, g.consumers, skipped)
+    if graph_import.is_one_chain(units, g.input.name, g.output.name):
+        end = _run_chain(builder, g, g.input.name, skipped)
+        if end != g.output.name:
+            raise ConversionError(f"ONNX import: the chain ends at {end!r}, not at the output {g.output.name!r}")
+        return builder.finish()
+    recurrent_ops = sorted({n.op_type for n in g.nodes if n.op_type in recurrent.RECURRENT_OPS})
+    if recurrent_ops:
+        raise ConversionError(f"ONNX import: the graph branches and has recurrent layers ({', '.join(recurrent_ops)}); "
+                              "recurrent layers are imported only in a single chain of operators")
+
+    def run_chain(chain_builder: NetBuilder, nodes: list[onnx.NodeProto], source: str) -> str:
+        branch = copy.copy(g)
+        branch.nodes = nodes
+        return _run_chain(chain_builder, branch, source, skipped)
+
+    ids = elem in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+    input_dtype = onnx.helper.tensor_dtype_to_np_dtype(elem) if ids else dtype
+    return graph_import.assemble(units, g.input.name, g.output.name, builder, input_dtype, run_chain)
+
+
+def _run_chain(builder: NetBuilder, g: _Graph, current: str, skipped: set[str]) -> str:
+    """Add ``g.nodes``, a chain of operators from the value ``current``, to ``builder``; the value it ends in."""
+    position = 0
     while position < len(g.nodes):
         node = g.nodes[position]
         if node.output[0] in skipped:
@@ -389,6 +419,4 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net:
                                   "element-wise activation (GELU, SiLU, Softplus, ...) or around a recurrent layer")
         _HANDLERS[node.op_type](builder, g, node, _attrs(node))
         current, position = node.output[0], position + 1
-    if current != g.output.name:
-        raise ConversionError(f"ONNX import: the chain ends at {current!r}, not at the output {g.output.name!r}")
-    return builder.finish()
+    return current

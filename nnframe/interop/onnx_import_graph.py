@@ -1,0 +1,200 @@
+"""ONNX -> nnframe for graphs that branch: chains of operators joined by merges become a :class:`~nnframe.graph.Graph`.
+
+:func:`plan` cuts the ONNX graph into *units*, in the file's (topological) order:
+
+* a **chain**: operators that each read one value (plus constants), every value but the last
+  read by nothing else: what :mod:`nnframe.interop.onnx_import` turns into a
+  :class:`~nnframe.net.Net` (an activation spelled as several element-wise nodes, GELU's
+  ``Div, Erf, Add, Mul, Mul``, stays inside one chain);
+* a **merge**: ``Add``, ``Mul``, ``Sum`` or ``Concat`` of two or more values, which becomes
+  :class:`~nnframe.layer.Add`, :class:`~nnframe.layer.Multiply` or
+  :class:`~nnframe.layer.Concatenate`.
+
+A value read by several units starts a new chain in each of them. :func:`assemble` then
+calls each chain's net and each merge on the symbolic tensors of their inputs, from one
+:func:`~nnframe.Input`, so a residual block ``Relu(Add(Conv(Relu(Conv(x))), x))`` becomes
+``ReLU()(Add()([Net([Conv2D, ReLU, Conv2D])(x), x]))``. Every value keeps the layout state
+of :class:`~nnframe.interop.builder.NetBuilder` (channels-first source over a channels-last
+nnframe tensor, ...), so branches of a convolutional network stay channels-last in nnframe;
+a merge needs its inputs in one layout, and a ``Concat`` along ONNX's channel axis becomes
+nnframe's last axis.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from nnframe import layer
+from nnframe.graph import Graph
+from nnframe.interop import onnx_elementwise as elementwise
+from nnframe.interop.builder import ConversionError, NetBuilder
+from nnframe.layer.symbolic import Input
+
+#: ONNX operators that join values, and the nnframe merge computing each
+MERGES: dict[str, type] = {"Add": layer.Add, "Sum": layer.Add, "Mul": layer.Multiply, "Concat": layer.Concatenate}
+
+
+@dataclass
+class Chain:
+    """Operators that each read the value the one before wrote (``nodes``: the ONNX nodes, in order)."""
+
+    source: str
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> list[str]:
+        """The values its last node writes (a recurrent node writes several; the next node reads one)."""
+        return list(self.nodes[-1].output)
+
+
+@dataclass
+class Merge:
+    """One ONNX node joining the values ``sources``."""
+
+    node: onnx.NodeProto
+    sources: list[str]
+
+
+Unit = Chain | Merge
+
+
+def plan(nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray], consumers: Counter,
+         skipped: set[str]) -> list[Unit]:
+    """Cut ``nodes`` (topologically ordered, ``Constant`` nodes removed) into chains and merges.
+
+    Args:
+        nodes: the graph's nodes.
+        constants: initializers and constant values by name.
+        consumers: how many nodes (or graph outputs) read each value.
+        skipped: values computed from shapes only (left out: their nodes are not units).
+
+    Raises:
+        ConversionError: for a node reading several values that is not a merge, naming it.
+    """
+    units: list[Unit] = []
+    open_chains: dict[str, Chain] = {}  # the value a chain ends in -> the chain, while it may go on
+    position = 0
+    while position < len(nodes):
+        node = nodes[position]
+        if node.output[0] in skipped:
+            position += 1
+            continue
+        reads = [i for i in node.input if i and i not in constants and i not in skipped]
+        data = list(dict.fromkeys(reads))  # each value once
+        end = _activation_end(nodes, position, data, constants, consumers)
+        if end == 0 and len(reads) != 1:
+            if node.op_type not in MERGES or len(reads) < 2 or len(reads) != len([i for i in node.input if i]):
+                raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} reads {reads}; only "
+                                      f"{', '.join(sorted(MERGES))} of values (no constants) may join several")
+            units.append(Merge(node, reads))
+            position += 1
+            continue
+        run = nodes[position:end] if end else [node]
+        chain = open_chains.pop(data[0], None)
+        if chain is None or consumers[data[0]] != sum(list(n.input).count(data[0]) for n in run):  # read elsewhere
+            chain = Chain(data[0])
+            units.append(chain)
+        for value in chain.outputs if chain.nodes else []:
+            open_chains.pop(value, None)
+        chain.nodes.extend(run)
+        open_chains.update(dict.fromkeys(chain.outputs, chain))
+        position = end or position + 1
+    return units
+
+
+def _activation_end(nodes: list[onnx.NodeProto], position: int, data: list[str],
+                    constants: dict[str, np.ndarray], consumers: Counter) -> int:
+    """The end of an activation spelled as element-wise nodes from ``position`` (reading one value), or 0."""
+    if len(data) != 1 or nodes[position].op_type not in elementwise.OPS:
+        return 0
+    for end in elementwise.find_region(nodes, position, data[0], constants, consumers):
+        try:
+            elementwise.identify(nodes[position:end], data[0], constants)
+        except ValueError:
+            continue
+        return end
+    return 0
+
+
+@dataclass
+class _Value:
+    """A value of the ONNX graph as nnframe computes it: its tensor and the builder's layout state."""
+
+    tensor: Any
+    state: tuple[tuple[int, ...], str, np.ndarray | None]  # NetBuilder.state(): source shape, kind, index
+
+
+RunChain = Callable[[NetBuilder, list[onnx.NodeProto], str], str]
+
+
+def assemble(units: list[Unit], input_name: str, output_name: str, start: NetBuilder, input_dtype: Any,
+             run_chain: RunChain) -> Graph:
+    """The :class:`~nnframe.graph.Graph` computing ``output_name`` from ``input_name``, in evaluation mode.
+
+    Args:
+        units: what :func:`plan` returned.
+        input_name, output_name: the ONNX graph's input and output.
+        start: a builder for the input (its layout decides the Input's shape).
+        input_dtype: the nnframe input's dtype (an integer one for embedding ids).
+        run_chain: ``run_chain(builder, nodes, source)`` adds ``nodes`` to ``builder`` and
+            returns the name of the value they end in (the chain importer of
+            :mod:`nnframe.interop.onnx_import`).
+    """
+    image = Input(shape=start.input_shape, dtype=input_dtype, name=input_name)
+    values = {input_name: _Value(image, start.state())}
+    for unit in units:
+        if isinstance(unit, Chain):
+            source = values[unit.source]
+            builder = NetBuilder.resume(*source.state, dtype=start.dtype)
+            end = run_chain(builder, unit.nodes, unit.source)
+            net = builder.finish() if builder.specs else None
+            tensor = source.tensor if net is None else net(source.tensor)
+            values[end] = _Value(tensor, builder.state())
+        else:
+            values[unit.node.output[0]] = _merge(unit, [values[s] for s in unit.sources])
+    out = values[output_name]
+    if out.state[1] == "flat":
+        raise ConversionError("ONNX import: the model ends in a channels-first flatten that no dense layer "
+                              "follows; its output order has no nnframe equivalent")
+    return Graph(inputs=image, outputs=out.tensor, dtype=start.dtype).eval()
+
+
+def _merge(unit: Merge, inputs: list[_Value]) -> _Value:
+    """The nnframe merge of ``unit``'s inputs, with the layout state of its output."""
+    node = unit.node
+    kinds = {v.state[1] for v in inputs}
+    shapes = [v.state[0] for v in inputs]
+    if len(kinds) != 1 or kinds & {"flat", "unit"}:
+        raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} joins values of shapes "
+                              f"{[(None, *s) for s in shapes]} held in different layouts (or a flattened one); "
+                              "nnframe can join only values that all keep one layout")
+    kind = kinds.pop()
+    if node.op_type == "Concat":
+        rank = len(shapes[0]) + 1
+        axis = int(next((a.i for a in node.attribute if a.name == "axis"), 0))
+        axis = axis + rank if axis < 0 else axis
+        if axis == 0:
+            raise ConversionError(f"ONNX import: Concat node {node.name!r} joins along the batch axis; nnframe's "
+                                  "Concatenate joins features")
+        nn_axis = (rank - 1 if axis == 1 else axis - 1) if kind == "cf" else axis
+        merged = layer.Concatenate(axis=nn_axis)([v.tensor for v in inputs])
+        out_shape = list(shapes[0])
+        out_shape[axis - 1] = sum(s[axis - 1] for s in shapes)
+        return _Value(merged, (tuple(out_shape), kind, None))
+    if len(set(shapes)) != 1:
+        raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} broadcasts values of shapes "
+                              f"{[(None, *s) for s in shapes]}; only values of one shape are joined")
+    merged = MERGES[node.op_type]()([v.tensor for v in inputs])
+    return _Value(merged, (shapes[0], kind, None))
+
+
+def is_one_chain(units: list[Unit], input_name: str, output_name: str) -> bool:
+    """Whether the plan is a single chain from the input to the output (imported as a plain ``Net``)."""
+    return (len(units) == 1 and isinstance(units[0], Chain) and units[0].source == input_name
+            and output_name in units[0].outputs)
