@@ -380,3 +380,18 @@ def test_a_recurrent_layer_in_a_graph_that_branches_is_refused(tmp_path):
                           dynamic_axes={"x": {0: "N"}})
     with pytest.raises(onnx_import.ConversionError, match=r"branches and has recurrent layers \(GRU\)"):
         nnframe_onnx.load(path)
+
+
+def test_a_graph_out_of_topological_order_or_without_its_output_is_refused(tmp_path):
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y_info = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
+    path = _save(tmp_path, [helper.make_node("Add", ["a", "b"], ["y"], name="late"),
+                            helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Tanh", ["x"], ["b"])],
+                 [x_info], [y_info])
+    with pytest.raises(onnx_import.ConversionError,
+                       match=r"Add node 'late' reads \['a', 'b'\], which no earlier node writes"):
+        nnframe_onnx.load(path)
+    path = _save(tmp_path, [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Tanh", ["x"], ["b"]),
+                            helper.make_node("Add", ["a", "b"], ["c"])], [x_info], [y_info])
+    with pytest.raises(onnx_import.ConversionError, match="no node writes the graph's output 'y'"):
+        nnframe_onnx.load(path)

@@ -149,6 +149,11 @@ def assemble(units: list[Unit], input_name: str, output_name: str, start: NetBui
     image = Input(shape=start.input_shape, dtype=input_dtype, name=input_name)
     values = {input_name: _Value(image, start.state())}
     for unit in units:
+        node = unit.nodes[0] if isinstance(unit, Chain) else unit.node
+        missing = [s for s in ([unit.source] if isinstance(unit, Chain) else unit.sources) if s not in values]
+        if missing:
+            raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} reads {missing}, which no earlier "
+                                  "node writes (a graph's nodes must be in topological order)")
         if isinstance(unit, Chain):
             source = values[unit.source]
             builder = NetBuilder.resume(*source.state, dtype=start.dtype)
@@ -158,6 +163,8 @@ def assemble(units: list[Unit], input_name: str, output_name: str, start: NetBui
             values[end] = _Value(tensor, builder.state())
         else:
             values[unit.node.output[0]] = _merge(unit, [values[s] for s in unit.sources])
+    if output_name not in values:
+        raise ConversionError(f"ONNX import: no node writes the graph's output {output_name!r}")
     out = values[output_name]
     if out.state[1] == "flat":
         raise ConversionError("ONNX import: the model ends in a channels-first flatten that no dense layer "
