@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from nnframe.graph import Graph
     from nnframe.model import Model
     from nnframe.net import Net
 
@@ -37,7 +38,8 @@ def _converter() -> Any:
 
 
 def from_module(module: Any, input_shape: Sequence[int]) -> Net:
-    """Convert a PyTorch ``nn.Sequential`` (nested ones too) with its weights into a built nnframe net.
+    """Convert a PyTorch ``nn.Sequential`` (nested ones too, and the residual and graph modules
+    :func:`to_module` writes) with its weights into a built nnframe net.
 
     Args:
         module: the PyTorch module.
@@ -54,11 +56,16 @@ def from_module(module: Any, input_shape: Sequence[int]) -> Net:
     return _converter().from_module(module, input_shape)
 
 
-def to_module(model_or_net: Model | Net, input_shape: Sequence[int] | None = None) -> Any:
-    """Convert a nnframe model or net into a PyTorch ``nn.Sequential`` with the same weights.
+def to_module(model_or_net: Model | Net | Graph, input_shape: Sequence[int] | None = None) -> Any:
+    """Convert a nnframe model, net or graph into a PyTorch ``nn.Sequential`` with the same weights.
+
+    ``Residual`` blocks and functional graphs (one input, one output) become the small
+    modules of :mod:`nnframe.interop.torch_graph` inside it, and :func:`from_module` reads
+    them back.
 
     Args:
-        model_or_net: a :class:`~nnframe.model.Model` or :class:`~nnframe.net.Net`.
+        model_or_net: a :class:`~nnframe.model.Model`, :class:`~nnframe.net.Net` or
+            :class:`~nnframe.graph.Graph`.
         input_shape: nnframe's per-sample input shape; default: the one the net has seen.
 
     Returns:

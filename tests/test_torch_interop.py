@@ -46,6 +46,12 @@ def _convertible(case: Case) -> bool:
     return True
 
 
+def _first_leaf(lay):
+    while isinstance(lay, (Net, layer.Residual, nnframe.Graph)):
+        lay = lay.sublayers()[0][1]
+    return lay
+
+
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
 def test_to_module_and_back_keep_every_layer_family_equal(case: Case):
     if isinstance(case.input_shape, list):
@@ -65,10 +71,11 @@ def test_to_module_and_back_keep_every_layer_family_equal(case: Case):
             nnframe_torch.to_module(net, case.input_shape[1:])
         return
     module = nnframe_torch.to_module(net)
-    channels_first = len(case.input_shape) >= 3 and isinstance(net.layers[0], CONV_LIKE)
+    first = _first_leaf(net)  # the first layer that is no container decides PyTorch's input layout
+    channels_first = len(case.input_shape) >= 3 and isinstance(first, CONV_LIKE)
     x_torch = layout.to_channels_first(x) if channels_first else x
     out = _run(module, x_torch)
-    ends_cf = channels_first and expected.ndim >= 3 and not isinstance(net.layers[0], layer.GlobalAvgPool2D)
+    ends_cf = channels_first and expected.ndim >= 3 and not isinstance(first, layer.GlobalAvgPool2D)
     _close(out, layout.to_channels_first(expected) if ends_cf else expected)
     back = nnframe_torch.from_module(module, x_torch.shape[1:])
     _close(back.forward(x), expected)
@@ -210,3 +217,74 @@ def test_sequence_conversions_refuse_what_they_cannot_express():
 
     with pytest.raises(TypeError, match="applies its own causal mask"):
         CausalEncoderLayer(8, 2, batch_first=True, norm_first=True)(torch.zeros(1, 3, 8), src_mask=None)
+
+
+def test_the_resnet_example_goes_to_pytorch_and_back_with_equal_outputs_and_gradients():
+    from example_loader import load_example  # noqa: PLC0415
+
+    graph = load_example("fashion_resnet").build_graph()
+    graph.build((1, 28, 28, 1))
+    rng = np.random.default_rng(3)
+    graph.load_state_dict({k: (rng.uniform(0.5, 1.5, v.shape) if k.endswith(("var", "gamma"))
+                               else rng.normal(0.0, 0.2, v.shape)).astype(v.dtype)
+                           for k, v in graph.state_dict().items()})
+    graph.eval()
+    x = rng.normal(size=(3, 28, 28, 1)).astype(np.float32)
+    expected = graph.forward(x)
+    module = nnframe_torch.to_module(graph)  # a Graph at the top, as a Model's net may be
+    kinds = [type(m).__name__ for m in module.modules()]
+    assert kinds.count("ResidualBlock") == 3 and kinds.count("GraphModule") == 1
+    assert sum(p.numel() for p in module.parameters()) == sum(
+        v.size for k, v in graph.state_dict().items() if k in set(graph.param_names))
+    x_t = torch.from_numpy(layout.to_channels_first(x)).requires_grad_()
+    out = module(x_t)
+    _close(out.detach().numpy(), expected)
+    grad_out = rng.normal(size=expected.shape).astype(np.float32)
+    out.backward(torch.from_numpy(grad_out))
+    graph.forward(x)
+    _close(layout.to_channels_first(graph.backward(grad_out)), x_t.grad.numpy())  # the input gradient too
+    back = nnframe_torch.from_module(module, (1, 28, 28))
+    _close(back.forward(x), expected)
+    assert sorted(back.state_dict()) == sorted(f"0.{k}" for k in graph.state_dict())  # the same wiring, nested once
+
+
+def _shared_graph():
+    x = nnframe.Input(shape=(4,))
+    dense = layer.Dense(4)
+    h = dense(layer.Tanh()(dense(x)))  # one layer used twice
+    return nnframe.Graph(inputs=x, outputs=layer.Concatenate()([h, layer.Multiply()([h, x])]))
+
+
+def test_a_shared_layer_stays_one_pytorch_module_and_comes_back_shared():
+    graph = _shared_graph()
+    graph.build((1, 4))
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    module = nnframe_torch.to_module(graph)
+    (graph_module,) = [m for m in module.modules() if type(m).__name__ == "GraphModule"]
+    assert graph_module.nodes[0] is graph_module.nodes[2]  # called twice, one set of weights
+    assert sum(p.numel() for p in module.parameters()) == 4 * 4 + 4
+    _close(_run(module, x), graph.eval().forward(x))
+    back = nnframe_torch.from_module(module, (4,))
+    _close(back.forward(x), graph.forward(x))
+    assert len(back.param_names) == 2  # one Dense: w and b
+
+
+def test_graphs_pytorch_cannot_take_are_refused_by_name():
+    a, b = nnframe.Input(shape=(3,)), nnframe.Input(shape=(3,))
+    two_inputs = nnframe.Graph(inputs=[a, b], outputs=layer.Add()([a, b]))
+    with pytest.raises(ConversionError, match="a graph converts with one input and one output, got 2 and 1"):
+        nnframe_torch.to_module(two_inputs, (3,))
+    x = nnframe.Input(shape=(3,))
+    inner = nnframe.Graph(inputs=x, outputs=[layer.Dense(2)(x), layer.Dense(1)(x)])
+    with pytest.raises(ConversionError, match=r"cannot convert layer 0 \(.*\): a graph inside a net must have one "
+                                              "input and one output, got 1 and 2"):
+        nnframe_torch.to_module(Net([inner]), (3,))
+    from nnframe.interop import torch_graph  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="Merge: op must be 'add', 'mul' or 'cat', got 'max'"):
+        torch_graph.Merge("max")
+    with pytest.raises(TypeError, match="GraphModule: expected 1 inputs, got 2"):
+        torch_graph.GraphModule([(torch_graph.Merge("add"), [0, 0], 1)], 1, [1])(torch.ones(1), torch.ones(1))
+    two = torch_graph.GraphModule([(nn.ReLU(), [0], 1)], 1, [0, 1])
+    with pytest.raises(ConversionError, match="a graph converts with one input and one output, got 1 and 2"):
+        nnframe_torch.from_module(nn.Sequential(two), (3,))

@@ -42,6 +42,12 @@ class _Spec:
     nt_params: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def _residual(body: list[_Spec], shortcut: list[_Spec]) -> layer.Residual:
+    """The ``Residual`` layer of :meth:`NetBuilder.residual`'s spec (a ``Net`` per branch; no shortcut: identity)."""
+    return layer.Residual(Net([spec.cls(**spec.kwargs) for spec in body]),
+                          Net([spec.cls(**spec.kwargs) for spec in shortcut]) if shortcut else None)
+
+
 class NetBuilder:
     """Collects layers from channels-first operations; :meth:`finish` builds the net.
 
@@ -268,6 +274,36 @@ class NetBuilder:
                  zip(self.source_shape[1:], pads[:2], kernel, strides, strict=True)]
         self.source_shape = (self.source_shape[0], *sizes)
 
+    def residual(self, body: NetBuilder, shortcut: NetBuilder, what: str = "Residual") -> None:
+        """A :class:`~nnframe.layer.Residual` of two branches built from the current value
+        (:meth:`resume`); an empty ``shortcut`` is the identity."""
+        for branch, name in ((body, "body"), (shortcut, "shortcut")):
+            if branch.kind == "flat":
+                raise ConversionError(f"{what}: its {name} ends in a channels-first flattening")
+        if (body.kind, body.source_shape) != (shortcut.kind, shortcut.source_shape):
+            raise ConversionError(f"{what}: the body gives shape (N, {', '.join(map(str, body.source_shape))}) and "
+                                  f"the shortcut (N, {', '.join(map(str, shortcut.source_shape))}); they must agree")
+        params: dict[str, np.ndarray] = {}
+        nt_params: dict[str, np.ndarray] = {}
+        for branch, name in ((body, "body"), (shortcut, "shortcut")):
+            for i, spec in enumerate(branch.specs):
+                params.update({f"{name}.{i}.{k}": v for k, v in spec.params.items()})
+                nt_params.update({f"{name}.{i}.{k}": v for k, v in spec.nt_params.items()})
+        self.specs.append(_Spec(_residual, {"body": body.specs, "shortcut": shortcut.specs}, params, nt_params))
+        self.source_shape, self.kind, self.index = body.source_shape, body.kind, body.index
+
+    def finish_branch(self) -> layer.Layer:
+        """:meth:`finish` for a branch of a graph (``inside_graph``): the one layer itself when
+        there is one (so a graph's nodes are its layers), else the net."""
+        net = self.finish(inside_graph=True)
+        return net.layers[0] if len(net.layers) == 1 else net
+
+    def prebuilt(self, lay: layer.Layer, state: tuple[tuple[int, ...], str, np.ndarray | None]) -> None:
+        """Append a layer already built with its weights (a graph of branches); ``state`` is
+        the layout state (:meth:`state`) of the value it gives."""
+        self.specs.append(_Spec(lambda: lay, {}, {}, {k: np.asarray(v) for k, v in lay.state_dict().items()}))
+        self.source_shape, self.kind, self.index = state
+
     def global_avg_pool(self, keep_dims: bool = True, what: str = "GlobalAveragePool") -> None:
         """Mean over the spatial axes; the source keeps ``(N, C, 1, 1)`` when ``keep_dims``."""
         self._need(what, ("cf",), rank=4)
@@ -344,9 +380,13 @@ class NetBuilder:
         self.source_shape = tuple(shape)
 
     # ------------------------------------------------------------------- finish
-    def finish(self) -> Net:
-        """The built net in evaluation mode, with every weight set."""
-        if self.kind == "flat":
+    def finish(self, inside_graph: bool = False) -> Net:
+        """The built net in evaluation mode, with every weight set.
+
+        ``inside_graph``: the net is a branch of a graph whose next layers go on from its
+        value (:meth:`state`), so it may end in a channels-first flattening they undo.
+        """
+        if self.kind == "flat" and not inside_graph:
             raise ConversionError("the model ends in a channels-first flatten that no dense layer follows; "
                                   "its output order has no nnframe equivalent")
         layers = [spec.cls(**spec.kwargs) for spec in self.specs]

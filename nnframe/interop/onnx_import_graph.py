@@ -158,7 +158,7 @@ def assemble(units: list[Unit], input_name: str, output_name: str, start: NetBui
             source = values[unit.source]
             builder = NetBuilder.resume(*source.state, dtype=start.dtype)
             end = run_chain(builder, unit.nodes, unit.source)
-            net = builder.finish() if builder.specs else None
+            net = builder.finish_branch() if builder.specs else None
             tensor = source.tensor if net is None else net(source.tensor)
             values[end] = _Value(tensor, builder.state())
         else:

@@ -13,7 +13,8 @@ Supported modules (and their nnframe layers): ``Linear`` (Dense), ``Conv1d``/``C
 ``Softmax``, ``Identity``, ``Dropout``/``Dropout2d``, ``MaxPool2d``, ``AvgPool2d``,
 ``AdaptiveAvgPool2d(1)`` (GlobalAvgPool2D), ``Flatten``, ``ZeroPad2d``; nested
 ``nn.Sequential`` containers are walked in order. Embeddings, positions and Transformer
-blocks are converted by :mod:`nnframe.interop.torch_sequence`.
+blocks are converted by :mod:`nnframe.interop.torch_sequence`; ``Residual`` blocks and
+functional graphs, both ways, by :mod:`nnframe.interop.torch_graph`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import torch
 from torch import nn
 
 from nnframe import backend, layer
-from nnframe.interop import layout, torch_sequence
+from nnframe.graph import Graph
+from nnframe.interop import layout, torch_graph, torch_sequence
 from nnframe.interop.builder import ConversionError, NetBuilder, layer_output_shape, layer_output_shapes
 from nnframe.layer.conv import _resolve_padding
 from nnframe.model import Model
@@ -67,9 +69,37 @@ def _conv_pads(module: nn.Module, spatial: int, in_sizes: Sequence[int]) -> list
     return pads + pads
 
 
+def _first_computing(module: nn.Module) -> nn.Module | None:
+    """The first module that computes something, looking into sequentials, residual blocks and graph modules."""
+    if isinstance(module, torch_graph.ResidualBlock):
+        return _first_computing(module.body)
+    if isinstance(module, (torch_graph.GraphModule, nn.Sequential)):
+        children = module.nodes if isinstance(module, torch_graph.GraphModule) else module.children()
+        return next((_first_computing(c) for c in children if not isinstance(c, _SKIPPED)), None)
+    return module
+
+
+def _convert_sequence(b: NetBuilder, name: str, module: nn.Module) -> None:
+    """Add a module, or the leaves of an ``nn.Sequential`` in order, to ``b``."""
+    for sub, leaf in _leaves(module):
+        if not isinstance(leaf, _SKIPPED):
+            _convert_one(b, f"{name}.{sub}" if sub else name, leaf)
+
+
 def _convert_one(b: NetBuilder, name: str, m: nn.Module) -> None:
     what = f"module {name!r} ({type(m).__name__})"
     if isinstance(m, _SKIPPED):
+        return
+    if isinstance(m, torch_graph.GraphModule):
+        torch_graph.graph_from_torch(b, what, m, _convert_sequence)
+        return
+    if isinstance(m, torch_graph.ResidualBlock):
+        branches = []
+        for part in ("body", "shortcut"):
+            branch = NetBuilder.resume(*b.state(), dtype=b.dtype)
+            _convert_sequence(branch, f"{name}.{part}", getattr(m, part))
+            branches.append(branch)
+        b.residual(*branches, what)
         return
     if type(m) in _ACTIVATIONS:
         b.activation(_ACTIVATIONS[type(m)])
@@ -151,7 +181,7 @@ def from_module(module: nn.Module, input_shape: Sequence[int]) -> Net:
     """
     leaves = [(name, m) for name, m in _leaves(module) if not isinstance(m, _SKIPPED)]
     shape = tuple(int(s) for s in input_shape)
-    first = leaves[0][1] if leaves else None
+    first = _first_computing(leaves[0][1]) if leaves else None
     channels_first = len(shape) >= 2 and isinstance(first, _CHANNELS_FIRST_MODULES + (nn.BatchNorm1d,)) \
         and not (isinstance(first, nn.BatchNorm1d) and len(shape) == 1)
     dtype = next((p.dtype for p in module.parameters()), torch.float32)
@@ -162,76 +192,120 @@ def from_module(module: nn.Module, input_shape: Sequence[int]) -> Net:
 
 
 # ---------------------------------------------------------------------------- to_module
-def to_module(model_or_net: Model | Net, input_shape: Sequence[int] | None = None) -> nn.Sequential:
-    """Convert a nnframe net (or a model's net) into a PyTorch ``nn.Sequential`` with the same weights.
+def to_module(model_or_net: Model | Net | Graph, input_shape: Sequence[int] | None = None) -> nn.Sequential:
+    """Convert a nnframe net or graph (or a model's) into a PyTorch ``nn.Sequential`` with the same weights.
 
     The module takes PyTorch's channels-first input: ``module(x_nchw)`` equals
     ``net.forward(x_nhwc)`` with ``x_nchw = x_nhwc.transpose(0, 3, 1, 2)`` for image nets (an
     image-shaped output comes back channels-first). The module is in evaluation mode.
 
     Args:
-        model_or_net: a :class:`~nnframe.model.Model` or :class:`~nnframe.net.Net`.
+        model_or_net: a :class:`~nnframe.model.Model`, :class:`~nnframe.net.Net` or a
+            :class:`~nnframe.graph.Graph` of one input and one output.
         input_shape: nnframe's per-sample input shape; default: the one the net has seen.
 
     Raises:
-        ConversionError: naming the first layer with no PyTorch equivalent in this position.
+        ConversionError: naming the first layer with no PyTorch equivalent in this position
+            (a graph of several inputs or outputs, too).
     """
     net = model_or_net.net if isinstance(model_or_net, Model) else model_or_net
-    if not isinstance(net, Net):
-        raise TypeError(f"to_module: expected a nnframe Model or Net, got {type(model_or_net).__name__}")
+    if not isinstance(net, (Net, Graph)):
+        raise TypeError(f"to_module: expected a nnframe Model, Net or Graph, got {type(model_or_net).__name__}")
     shape = input_shape if input_shape is not None else (
         model_or_net.input_shape if isinstance(model_or_net, Model) else net.input_shape)
+    if isinstance(net, Graph) and (len(net.inputs) != 1 or len(net.outputs) != 1):
+        raise ConversionError(f"to_module: a graph converts with one input and one output, got "
+                              f"{len(net.inputs)} and {len(net.outputs)}")
     if shape is None:
         raise ConversionError("to_module: the input shape is unknown; pass input_shape=(...) without the batch axis")
     shape = tuple(int(s) for s in shape)
-    leaves = _leaf_layers(net)  # nested nets are walked in order: one flat nn.Sequential
-    for where, lay in leaves:  # before running anything
+    for where, sub in _named_containers(net):
+        if isinstance(sub, Graph) and (len(sub.inputs) != 1 or len(sub.outputs) != 1):
+            raise ConversionError(f"to_module: cannot convert layer {where} ({sub.name}): a graph inside a net must "
+                                  f"have one input and one output, got {len(sub.inputs)} and {len(sub.outputs)}")
+    for where, lay in _named_leaves(net):  # before running anything
         if type(lay) not in _TO_TORCH:
             raise ConversionError(f"to_module: cannot convert layer {where} ({lay.name}, class {type(lay).__name__}): "
                                   f"no PyTorch equivalent is known; convertible: "
                                   f"{', '.join(sorted(c.__name__ for c in _TO_TORCH))}")
-    layer_output_shapes(net, shape)  # builds the net if needed
+    if isinstance(net, Net):
+        layer_output_shapes(net, shape)  # builds the net if needed
+    elif not net.is_built:
+        net.build((1, *shape))
     dtype = torch.float64 if np.dtype(net.dtype) == np.float64 else torch.float32
     conv_like = (layer.Conv2D, layer.Conv1D, layer.Conv2DTranspose, layer.MaxPool2D, layer.AvgPool2D,
                  layer.GlobalAvgPool2D, layer.ZeroPad2D, layer.BatchNorm)
+    leaves = _named_leaves(net)
     first = leaves[0][1] if leaves else None
-    state = _ToTorch(dtype, "cf" if len(shape) >= 2 and isinstance(first, conv_like) else "same")
-    in_shape = shape
-    for where, lay in leaves:
-        state.convert(where, lay, in_shape)
-        in_shape = layer_output_shape(lay, in_shape, np.int64 if lay.accepts_integer_input else net.dtype)
+    state = _ToTorch(dtype, "cf" if len(shape) >= 2 and isinstance(first, conv_like) else "same", net.dtype)
+    if isinstance(net, Net):
+        for index, lay in enumerate(net.layers):
+            shape = _convert(state, str(index), lay, shape)
+    else:
+        _convert(state, "", net, shape)
     if state.kind == "flat":
         raise ConversionError("to_module: the net ends in a Flatten of an image that no Dense follows; "
                               "PyTorch would order its output channels-first")
     return nn.Sequential(*state.modules).eval()
 
 
-_TO_TORCH = {*torch_sequence.LAYERS, layer.ReLU, layer.Sigmoid, layer.Tanh, layer.SELU, layer.SiLU,
+def _convert(state: _ToTorch, where: str, lay: layer.Layer, in_shape: tuple) -> tuple:
+    """Append the PyTorch module(s) for ``lay`` (a nested net, ``Residual`` or graph too); its output shape."""
+    if isinstance(lay, Net):
+        for index, child in enumerate(lay.layers):
+            in_shape = _convert(state, f"{where}.{index}" if where else str(index), child, in_shape)
+        return in_shape
+    if isinstance(lay, layer.Residual):
+        return torch_graph.residual(state, where, lay, in_shape, _convert)
+    if isinstance(lay, Graph):
+        return torch_graph.graph(state, where, lay, in_shape, _convert)
+    state.convert(where, lay, in_shape)
+    return layer_output_shape(lay, in_shape, np.int64 if lay.accepts_integer_input else state.np_dtype)
+
+
+def _named_containers(lay: layer.Layer, where: str = "") -> list[tuple[str, layer.Layer]]:
+    """``(dotted path, container)`` of ``lay`` and every net, residual block and graph under it."""
+    if not isinstance(lay, (Net, layer.Residual, Graph)):
+        return []
+    out = [(where, lay)]
+    for name, child in lay.sublayers():
+        out += _named_containers(child, f"{where}.{name}" if where else name)
+    return out
+
+
+def _named_leaves(lay: layer.Layer, where: str = "") -> list[tuple[str, layer.Layer]]:
+    """``(dotted path, layer)`` of every layer under ``lay`` that is not a container (nets, residual
+    blocks and graphs are walked; a graph's merges are leaves)."""
+    if not isinstance(lay, (Net, layer.Residual, Graph)):
+        return [(where, lay)]
+    out: list[tuple[str, layer.Layer]] = []
+    for name, child in lay.sublayers():
+        out += _named_leaves(child, f"{where}.{name}" if where else name)
+    return out
+
+
+_TO_TORCH = {*torch_sequence.LAYERS, *torch_graph.MERGES, layer.ReLU, layer.Sigmoid, layer.Tanh, layer.SELU, layer.SiLU,
              layer.Identity, layer.LeakyReLU,
              layer.ELU, layer.GELU, layer.Softplus, layer.Dropout, layer.Dropout2D, layer.Dense, layer.Conv2D,
              layer.Conv1D, layer.Conv2DTranspose, layer.BatchNorm, layer.LayerNorm, layer.Softmax, layer.MaxPool2D,
              layer.AvgPool2D, layer.GlobalAvgPool2D, layer.Flatten, layer.ZeroPad2D}
 
 
-def _leaf_layers(net: Net, prefix: str = "") -> list[tuple[str, layer.Layer]]:
-    """``(dotted path, layer)`` of the layers of ``net``, nested nets expanded in place."""
-    out: list[tuple[str, layer.Layer]] = []
-    for index, lay in enumerate(net.layers):
-        if isinstance(lay, Net):
-            out += _leaf_layers(lay, f"{prefix}{index}.")
-        else:
-            out.append((f"{prefix}{index}", lay))
-    return out
-
-
 class _ToTorch:
     """Walks nnframe layers, tracking how the PyTorch tensor relates to nnframe's (as :class:`NetBuilder`)."""
 
-    def __init__(self, dtype: torch.dtype, kind: str) -> None:
+    def __init__(self, dtype: torch.dtype, kind: str, np_dtype: Any = np.float32) -> None:
         self.dtype = dtype
+        self.np_dtype = np.dtype(np_dtype)  # the net's, for running layers on zero samples
         self.kind = kind  # "same", "cf" (PyTorch holds it channels-first) or "flat" (features reordered)
         self.index: np.ndarray | None = None
         self.modules: list[nn.Module] = []
+
+    def branch(self) -> _ToTorch:
+        """A walker for a branch from the current value: the same layout state, no modules yet."""
+        other = _ToTorch(self.dtype, self.kind, self.np_dtype)
+        other.index = self.index
+        return other
 
     def _need(self, index: str, lay: layer.Layer, kinds: Sequence[str], in_shape: tuple) -> None:
         if self.kind not in kinds:
