@@ -395,3 +395,14 @@ def test_a_graph_out_of_topological_order_or_without_its_output_is_refused(tmp_p
                             helper.make_node("Add", ["a", "b"], ["c"])], [x_info], [y_info])
     with pytest.raises(onnx_import.ConversionError, match="no node writes the graph's output 'y'"):
         nnframe_onnx.load(path)
+
+
+def test_a_sum_of_three_branches_imports_as_one_add(tmp_path):
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    path = _save(tmp_path, [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Tanh", ["x"], ["b"]),
+                            helper.make_node("Sum", ["a", "b", "x"], ["y"])], [x_info],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    graph = nnframe_onnx.load(path)
+    assert [type(lay).__name__ for lay in graph.layers] == ["ReLU", "Tanh", "Add"]
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    _close(graph.forward(x), _ort(path, x))

@@ -292,12 +292,14 @@ _HANDLERS: dict[str, Handler] = {
 
 def supported_operators() -> list[str]:
     """The ONNX operator types :func:`load` understands (``Constant`` too; arithmetic ones inside activations)."""
-    return sorted({*_HANDLERS, *elementwise.OPS, *recurrent.RECURRENT_OPS, *recurrent.SHAPE_OPS, "Constant"})
+    return sorted({*_HANDLERS, *elementwise.OPS, *recurrent.RECURRENT_OPS, *recurrent.SHAPE_OPS, *graph_import.MERGES,
+                   "Constant"})
 
 
 def _check_operators(g: _Graph) -> None:
     # the arithmetic ones only inside an activation, the shape ones only around recurrent layers
-    known = set(_HANDLERS) | set(elementwise.OPS) | set(recurrent.RECURRENT_OPS) | recurrent.SHAPE_OPS
+    known = set(_HANDLERS) | set(elementwise.OPS) | set(recurrent.RECURRENT_OPS) | recurrent.SHAPE_OPS | \
+        set(graph_import.MERGES)
     unsupported = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
                           for n in g.nodes if n.op_type not in known or n.domain not in ("", "ai.onnx"))
     if unsupported:
