@@ -406,3 +406,13 @@ def test_a_sum_of_three_branches_imports_as_one_add(tmp_path):
     assert [type(lay).__name__ for lay in graph.layers] == ["ReLU", "Tanh", "Add"]
     x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
     _close(graph.forward(x), _ort(path, x))
+
+
+def test_a_node_of_constants_only_is_refused_by_name(tmp_path):
+    c = helper.make_tensor("c", TensorProto.FLOAT, [3], np.ones(3, dtype=np.float32))
+    path = _save(tmp_path, [helper.make_node("Relu", ["c"], ["k"], name="lonely"),
+                            helper.make_node("Add", ["x", "k"], ["y"])],
+                 [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [c])
+    with pytest.raises(onnx_import.ConversionError, match="Relu node 'lonely' reads no value of the graph"):
+        nnframe_onnx.load(path)

@@ -87,6 +87,9 @@ def plan(nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray], consumer
             continue
         reads = [i for i in node.input if i and i not in constants and i not in skipped]
         data = list(dict.fromkeys(reads))  # each value once
+        if not reads:
+            raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} reads no value of the graph, only "
+                                  "constants; nnframe computes layers of the input")
         end = _activation_end(nodes, position, data, constants, consumers)
         if end == 0 and len(reads) != 1:
             if node.op_type not in MERGES or len(reads) < 2 or len(reads) != len([i for i in node.input if i]):
