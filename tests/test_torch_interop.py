@@ -288,3 +288,26 @@ def test_graphs_pytorch_cannot_take_are_refused_by_name():
     two = torch_graph.GraphModule([(nn.ReLU(), [0], 1)], 1, [0, 1])
     with pytest.raises(ConversionError, match="a graph converts with one input and one output, got 1 and 2"):
         nnframe_torch.from_module(nn.Sequential(two), (3,))
+
+
+def test_recurrent_nets_go_to_pytorch_and_back_and_layers_with_states_are_refused():
+    net = Net([layer.Embedding(20, 6), layer.LSTM(5, num_layers=2, bidirectional=True, return_sequences=True),
+               layer.GRU(4, bidirectional=True), layer.Dense(3)])
+    ids = np.random.default_rng(0).integers(0, 20, (4, 7))
+    expected = net.eval().forward(ids)
+    module = nnframe_torch.to_module(net)
+    assert [type(m).__name__ for m in module] == ["Embedding", "Recurrent", "Recurrent", "Linear"]
+    assert type(module[1].rnn).__name__ == "LSTM" and module[1].rnn.bidirectional and module[1].rnn.num_layers == 2
+    _close(_run(module, ids), expected)  # the GRU's output: its final state, both directions
+    back = nnframe_torch.from_module(module, (7,))
+    _close(back.forward(ids), expected)
+    assert [type(lay).__name__ for lay in back.layers] == ["Embedding", "LSTM", "GRU", "Dense"]
+    with pytest.raises(ConversionError, match=r"cannot convert layer 0 \(.*\): return_state and stateful layers"):
+        nnframe_torch.to_module(Net([layer.GRU(3, return_state=True)]), (5, 2))
+    from nnframe.interop import torch_sequence  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="Recurrent: the wrapped layer must be batch_first"):
+        torch_sequence.Recurrent(nn.GRU(2, 3), return_sequences=True)
+    with pytest.raises(ConversionError, match="without biases or with proj_size"):
+        nnframe_torch.from_module(nn.Sequential(torch_sequence.Recurrent(nn.LSTM(2, 3, batch_first=True, bias=False),
+                                                                         False)), (5, 2))

@@ -228,6 +228,8 @@ def to_module(model_or_net: Model | Net | Graph, input_shape: Sequence[int] | No
             raise ConversionError(f"to_module: cannot convert layer {where} ({lay.name}, class {type(lay).__name__}): "
                                   f"no PyTorch equivalent is known; convertible: "
                                   f"{', '.join(sorted(c.__name__ for c in _TO_TORCH))}")
+        if type(lay) in torch_sequence.LAYERS:
+            torch_sequence.check_convertible(lay, f"layer {where} ({lay.name})")
     if isinstance(net, Net):
         layer_output_shapes(net, shape)  # builds the net if needed
     elif not net.is_built:

@@ -8,6 +8,9 @@ here:
 
 - :class:`LearnedPositions` (``x + table[:T]``) and :class:`SinusoidalPositions`
   (``x + P[:T]``), which PyTorch has no module for;
+- :class:`Recurrent`, a batch-first ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (nnframe's ``RNN``,
+  ``LSTM``, ``GRU``: the same parameter names and layouts) giving one tensor, the outputs
+  or the final state;
 - :class:`CausalEncoderLayer`, an ``nn.TransformerEncoderLayer`` that applies its causal
   mask itself (an ``nn.Sequential`` passes no mask).
 
@@ -32,7 +35,8 @@ from nnframe.layer.position import sinusoid_table
 
 #: the nnframe layers :func:`to_torch` converts
 LAYERS = (layer.Embedding, layer.PositionalEmbedding, layer.SinusoidalPositionalEncoding,
-          layer.TransformerEncoderBlock, layer.TransformerDecoderBlock)
+          layer.TransformerEncoderBlock, layer.TransformerDecoderBlock, layer.RNN, layer.LSTM, layer.GRU)
+_RECURRENT = {layer.RNN: nn.RNN, layer.LSTM: nn.LSTM, layer.GRU: nn.GRU}
 
 
 class LearnedPositions(nn.Module):
@@ -72,6 +76,55 @@ class CausalEncoderLayer(nn.TransformerEncoderLayer):
         return super().forward(src, src_mask=mask, is_causal=True)
 
 
+class Recurrent(nn.Module):
+    """A batch-first ``nn.RNN``/``nn.LSTM``/``nn.GRU`` giving one tensor, as nnframe's recurrent layers do:
+    every step's output with ``return_sequences``, else the last layer's final state, both
+    directions concatenated (``(N, D * H)``)."""
+
+    def __init__(self, rnn: nn.RNNBase, return_sequences: bool) -> None:
+        super().__init__()
+        if not rnn.batch_first:
+            raise ValueError("Recurrent: the wrapped layer must be batch_first")
+        self.rnn, self.return_sequences = rnn, bool(return_sequences)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The sequence of outputs, or the final state."""
+        y, state = self.rnn(x)
+        if self.return_sequences:
+            return y
+        h = state[0] if isinstance(state, tuple) else state  # an LSTM's (h, c)
+        directions = 2 if self.rnn.bidirectional else 1
+        return torch.cat(list(h[-directions:]), dim=-1)  # (N, D * H)
+
+    def extra_repr(self) -> str:
+        """``return_sequences``, as PyTorch prints modules."""
+        return f"return_sequences={self.return_sequences}"
+
+
+def check_convertible(lay: layer.Layer, what: str) -> None:
+    """Refuse, before anything runs, one of :data:`LAYERS` whose options an ``nn.Sequential`` cannot carry.
+
+    Raises:
+        ConversionError: for an ``Embedding`` with ``mask_padding=True``, or a recurrent layer
+            with ``return_state`` or ``stateful``.
+    """
+    if isinstance(lay, layer.Embedding) and lay.mask_padding:
+        raise ConversionError(f"to_module: cannot convert {what}: mask_padding=True makes a mask of padded "
+                              "steps, which an nn.Sequential cannot carry")
+    if type(lay) in _RECURRENT and (lay.return_state or lay.stateful):
+        raise ConversionError(f"to_module: cannot convert {what}: return_state and stateful layers give or keep "
+                              "states an nn.Sequential cannot carry")
+
+
+def _recurrent_to_torch(lay: Any) -> tuple[nn.Module, dict[str, np.ndarray]]:
+    """The :class:`Recurrent` module for nnframe's RNN/LSTM/GRU (same parameter names and layouts)."""
+    p = {k: backend.to_host(v) for k, v in lay.params.items() if v is not None}
+    extra = {"nonlinearity": lay.nonlinearity} if isinstance(lay, layer.RNN) else {}
+    rnn = _RECURRENT[type(lay)](p["weight_ih_l0"].shape[1], lay.hidden_size, num_layers=lay.num_layers,
+                                batch_first=True, dropout=lay.dropout, bidirectional=lay.bidirectional, **extra)
+    return Recurrent(rnn, lay.return_sequences), {f"rnn.{k}": v for k, v in p.items()}
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
@@ -80,13 +133,11 @@ def to_torch(lay: layer.Layer, dtype: torch.dtype, what: str) -> nn.Module:
     """The PyTorch module for one of :data:`LAYERS`, with its weights (as ``dtype``).
 
     Raises:
-        ConversionError: for an ``Embedding`` that makes a mask of padded steps.
+        ConversionError: as :func:`check_convertible`.
     """
+    check_convertible(lay, what)
     p = {k: backend.to_host(v) for k, v in lay.params.items() if v is not None}
     if isinstance(lay, layer.Embedding):
-        if lay.mask_padding:
-            raise ConversionError(f"to_module: cannot convert {what}: mask_padding=True makes a mask of padded "
-                                  "steps, which an nn.Sequential cannot carry")
         table = p["weight"]
         module: nn.Module = nn.Embedding(table.shape[0], table.shape[1], padding_idx=lay.padding_idx)
         arrays = {"weight": table}
@@ -94,6 +145,8 @@ def to_torch(lay: layer.Layer, dtype: torch.dtype, what: str) -> nn.Module:
         module, arrays = LearnedPositions(*p["table"].shape), {"table": p["table"]}
     elif isinstance(lay, layer.SinusoidalPositionalEncoding):
         return SinusoidalPositions(lay.base, lay.max_len).to(dtype)
+    elif type(lay) in _RECURRENT:
+        module, arrays = _recurrent_to_torch(lay)
     else:  # a Transformer block
         cls = CausalEncoderLayer if lay.causal else nn.TransformerEncoderLayer
         module = cls(lay.embed_dim, lay.num_heads, dim_feedforward=lay.ff_dim, dropout=lay.dropout,
@@ -130,9 +183,22 @@ def from_torch(b: NetBuilder, what: str, m: nn.Module) -> bool:
         b.sequence_layer(layer.SinusoidalPositionalEncoding, {}, what, base=m.base, max_len=m.max_len)
     elif isinstance(m, nn.TransformerEncoderLayer):
         _block(b, what, m)
+    elif isinstance(m, Recurrent):
+        _recurrent(b, what, m)
     else:
         return False
     return True
+
+
+def _recurrent(b: NetBuilder, what: str, m: Recurrent) -> None:
+    rnn = m.rnn
+    cls = next(ours for ours, theirs in _RECURRENT.items() if type(rnn) is theirs)
+    if not rnn.bias or getattr(rnn, "proj_size", 0):
+        raise ConversionError(f"{what}: a recurrent layer without biases or with proj_size has no nnframe equivalent")
+    extra = {"nonlinearity": rnn.nonlinearity} if cls is layer.RNN else {}
+    b.recurrent(cls, rnn.hidden_size, {k: _np(v) for k, v in rnn.named_parameters()}, what,
+                num_layers=rnn.num_layers, bidirectional=rnn.bidirectional, dropout=float(rnn.dropout),
+                return_sequences=m.return_sequences, **extra)
 
 
 def _block(b: NetBuilder, what: str, m: nn.TransformerEncoderLayer) -> None:
