@@ -39,7 +39,9 @@ def _converter() -> Any:
 
 def from_module(module: Any, input_shape: Sequence[int]) -> Net:
     """Convert a PyTorch ``nn.Sequential`` (nested ones too, and the residual and graph modules
-    :func:`to_module` writes) with its weights into a built nnframe net.
+    :func:`to_module` writes) with its weights into a built nnframe net. A module that wires its
+    children in its own ``forward`` (a ResNet) is traced by ``torch.fx`` into a
+    :class:`~nnframe.graph.Graph` inside the net (:mod:`nnframe.interop.torch_fx`).
 
     Args:
         module: the PyTorch module.

@@ -311,3 +311,115 @@ def test_recurrent_nets_go_to_pytorch_and_back_and_layers_with_states_are_refuse
     with pytest.raises(ConversionError, match="without biases or with proj_size"):
         nnframe_torch.from_module(nn.Sequential(torch_sequence.Recurrent(nn.LSTM(2, 3, batch_first=True, bias=False),
                                                                          False)), (5, 2))
+
+
+class _Block(nn.Module):
+    """A torchvision-style basic block: its own forward, a projection shortcut when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) \
+            if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.nn.functional.relu(out + (x if self.down is None else self.down(x)))
+
+
+class _TinyResNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.layers = nn.Sequential(_Block(4, 4, 1), _Block(4, 6, 2))
+        self.side = nn.Conv2d(4, 2, 3, stride=2, padding=1)
+        self.fc = nn.Linear(8 * 3 * 4, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = torch.cat([self.layers(x), torch.sigmoid(self.side(x))], dim=1)  # (N, 8, 3, 4)
+        return self.fc(torch.flatten(y, 1))
+
+
+def _randomize_batch_norms(module):
+    with torch.no_grad():
+        for sub in module.modules():
+            if isinstance(sub, nn.BatchNorm2d):
+                sub.running_mean.uniform_(-1, 1)
+                sub.running_var.uniform_(0.5, 2)
+                sub.weight.uniform_(0.5, 1.5)
+
+
+def test_a_module_with_its_own_forward_is_traced_into_a_graph_with_equal_outputs():
+    torch.manual_seed(0)
+    module = _TinyResNet()
+    _randomize_batch_norms(module)
+    module.eval()
+    x = np.random.default_rng(1).normal(size=(3, 3, 6, 8)).astype(np.float32)
+    net = nnframe_torch.from_module(module, (3, 6, 8))
+    kinds = [type(lay).__name__ for lay in nnframe.layer.container.subtree(net)]
+    assert kinds.count("Graph") == 1  # torch.fx traces through the blocks: one graph of layers
+    assert kinds.count("Add") == 2 and kinds.count("Concatenate") == 1 and kinds.count("Conv2D") == 7
+    x_nhwc = x.transpose(0, 2, 3, 1)  # a channels-first model: the net takes channels-last input
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    _close(net.forward(x_nhwc), expected)
+    model = nnframe.model.Model(net, nnframe.loss.MSE(), nnframe.optimizer.SGD(lr=0.05))  # it trains
+    target = np.zeros((3, 5), dtype=np.float32)
+    before = model.evaluate(x_nhwc, target)["loss"]
+    model.fit(x_nhwc, target, epochs=3, batch_size=3, verbose=0)
+    assert model.evaluate(x_nhwc, target)["loss"] < before
+
+
+def test_what_a_trace_cannot_express_is_refused_by_node():
+    class Sliced(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x)[:, :2]
+
+    with pytest.raises(ConversionError, match=r"node 'getitem' \(call_function getitem\) has no nnframe equivalent"):
+        nnframe_torch.from_module(Sliced(), (4,))
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x) + 1.0
+
+    with pytest.raises(ConversionError, match=r"node 'add' \(call_function add\) joins .*only tensors of the model"):
+        nnframe_torch.from_module(Scaled(), (4,))
+
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            if x.sum() > 0:  # data-dependent control flow: the tracer refuses it
+                return self.fc(x)
+            return x
+
+    with pytest.raises(ConversionError, match="torch.fx cannot trace Branchy"):
+        nnframe_torch.from_module(Branchy(), (4,))
+
+
+def test_a_block_with_its_own_forward_inside_a_sequential_becomes_a_graph_layer():
+    torch.manual_seed(1)
+    module = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), _Block(4, 4, 1), _Block(4, 6, 2), nn.AdaptiveAvgPool2d(1),
+                           nn.Flatten(), nn.Linear(6, 3))
+    _randomize_batch_norms(module)
+    module.eval()
+    x = np.random.default_rng(2).normal(size=(2, 2, 6, 6)).astype(np.float32)
+    net = nnframe_torch.from_module(module, (2, 6, 6))
+    assert [type(lay).__name__ for lay in net.layers] == ["Conv2D", "Graph", "Graph", "GlobalAvgPool2D", "Dense"]
+    with torch.no_grad():
+        _close(net.forward(x.transpose(0, 2, 3, 1)), module(torch.from_numpy(x)).numpy())

@@ -48,6 +48,44 @@ def _residual(body: list[_Spec], shortcut: list[_Spec]) -> layer.Residual:
                           Net([spec.cls(**spec.kwargs) for spec in shortcut]) if shortcut else None)
 
 
+#: a value's layout state: ``(source per-sample shape, kind, flatten index)`` (:meth:`NetBuilder.state`)
+State = tuple[tuple[int, ...], str, "np.ndarray | None"]
+
+
+def merge_layer(what: str, op: str, states: Sequence[State], axis: int | None = None) -> tuple[layer.Layer, State]:
+    """The nnframe merge joining values in the layout ``states``, and the state of its output.
+
+    Args:
+        what: names the joining operation in errors (``"ONNX import: Add node 'x'"``).
+        op: ``"add"``, ``"mul"`` or ``"cat"``.
+        states: the joined values' states.
+        axis: the source's concatenation axis (batch axis 0), for ``"cat"``.
+
+    Raises:
+        ConversionError: for values in different layouts (or flattened ones), ``add``/``mul`` of
+            values of different shapes (no broadcasting), or a concatenation along the batch axis.
+    """
+    kinds = {kind for _, kind, _ in states}
+    shapes = [tuple(shape) for shape, _, _ in states]
+    if len(kinds) != 1 or kinds & {"flat", "unit"}:
+        raise ConversionError(f"{what} joins values of shapes {[(None, *s) for s in shapes]} held in different "
+                              "layouts (or a flattened one); nnframe can join only values that all keep one layout")
+    kind = kinds.pop()
+    if op == "cat":
+        ndim = len(shapes[0]) + 1
+        axis = int(axis) % ndim
+        if axis == 0:
+            raise ConversionError(f"{what} joins along the batch axis; nnframe's Concatenate joins features")
+        joined = list(shapes[0])
+        joined[axis - 1] = sum(s[axis - 1] for s in shapes)
+        nn_axis = layout.to_channels_first_perm(ndim)[axis] if kind == "cf" else axis  # source axis -> nnframe's
+        return layer.Concatenate(axis=nn_axis), (tuple(joined), kind, None)
+    if len(set(shapes)) != 1:
+        raise ConversionError(f"{what} broadcasts values of shapes {[(None, *s) for s in shapes]}; only values of "
+                              "one shape are joined")
+    return (layer.Add() if op == "add" else layer.Multiply()), (shapes[0], kind, None)
+
+
 class NetBuilder:
     """Collects layers from channels-first operations; :meth:`finish` builds the net.
 
@@ -65,7 +103,7 @@ class NetBuilder:
         self.dtype = np.dtype(dtype)
         self.specs: list[_Spec] = []
         self.integer_input = False
-        self.input_shape = self._nnframe_shape()
+        self.input_shape = self.nnframe_shape()
 
     @classmethod
     def resume(cls, source_shape: Sequence[int], kind: str, index: np.ndarray | None,
@@ -74,7 +112,7 @@ class NetBuilder:
         builder's layout state (:meth:`state`); its net takes that value's nnframe tensor."""
         builder = cls(source_shape, channels_first=False, dtype=dtype)
         builder.kind, builder.index = kind, index
-        builder.input_shape = builder._nnframe_shape()
+        builder.input_shape = builder.nnframe_shape()
         return builder
 
     def state(self) -> tuple[tuple[int, ...], str, np.ndarray | None]:
@@ -82,7 +120,8 @@ class NetBuilder:
         return self.source_shape, self.kind, self.index
 
     # ------------------------------------------------------------------ helpers
-    def _nnframe_shape(self) -> tuple[int, ...]:
+    def nnframe_shape(self) -> tuple[int, ...]:
+        """The per-sample shape nnframe holds the current value in (channels-last for ``"cf"``)."""
         s = self.source_shape
         if self.kind == "cf":
             return (*s[1:], s[0])
@@ -315,7 +354,7 @@ class NetBuilder:
         """Flatten every axis after the batch."""
         size = int(np.prod(self.source_shape))
         if self.kind == "cf":
-            self.index = layout.flatten_order(self._nnframe_shape())
+            self.index = layout.flatten_order(self.nnframe_shape())
             self._add(layer.Flatten)
             self.kind = "flat"
         elif self.kind == "unit":

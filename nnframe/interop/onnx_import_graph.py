@@ -30,14 +30,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from nnframe import layer
 from nnframe.graph import Graph
 from nnframe.interop import onnx_elementwise as elementwise
-from nnframe.interop.builder import ConversionError, NetBuilder
+from nnframe.interop.builder import ConversionError, NetBuilder, merge_layer
 from nnframe.layer.symbolic import Input
 
-#: ONNX operators that join values, and the nnframe merge computing each
-MERGES: dict[str, type] = {"Add": layer.Add, "Sum": layer.Add, "Mul": layer.Multiply, "Concat": layer.Concatenate}
+#: ONNX operators that join values, and the operation of :func:`~nnframe.interop.builder.merge_layer` for each
+MERGES = {"Add": "add", "Sum": "add", "Mul": "mul", "Concat": "cat"}
 
 
 @dataclass
@@ -178,30 +177,10 @@ def assemble(units: list[Unit], input_name: str, output_name: str, start: NetBui
 def _merge(unit: Merge, inputs: list[_Value]) -> _Value:
     """The nnframe merge of ``unit``'s inputs, with the layout state of its output."""
     node = unit.node
-    kinds = {v.state[1] for v in inputs}
-    shapes = [v.state[0] for v in inputs]
-    if len(kinds) != 1 or kinds & {"flat", "unit"}:
-        raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} joins values of shapes "
-                              f"{[(None, *s) for s in shapes]} held in different layouts (or a flattened one); "
-                              "nnframe can join only values that all keep one layout")
-    kind = kinds.pop()
-    if node.op_type == "Concat":
-        rank = len(shapes[0]) + 1
-        axis = int(next((a.i for a in node.attribute if a.name == "axis"), 0))
-        axis = axis + rank if axis < 0 else axis
-        if axis == 0:
-            raise ConversionError(f"ONNX import: Concat node {node.name!r} joins along the batch axis; nnframe's "
-                                  "Concatenate joins features")
-        nn_axis = (rank - 1 if axis == 1 else axis - 1) if kind == "cf" else axis
-        merged = layer.Concatenate(axis=nn_axis)([v.tensor for v in inputs])
-        out_shape = list(shapes[0])
-        out_shape[axis - 1] = sum(s[axis - 1] for s in shapes)
-        return _Value(merged, (tuple(out_shape), kind, None))
-    if len(set(shapes)) != 1:
-        raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} broadcasts values of shapes "
-                              f"{[(None, *s) for s in shapes]}; only values of one shape are joined")
-    merged = MERGES[node.op_type]()([v.tensor for v in inputs])
-    return _Value(merged, (shapes[0], kind, None))
+    axis = int(next((a.i for a in node.attribute if a.name == "axis"), 0)) if node.op_type == "Concat" else None
+    merge, state = merge_layer(f"ONNX import: {node.op_type} node {node.name!r}", MERGES[node.op_type],
+                               [v.state for v in inputs], axis)
+    return _Value(merge([v.tensor for v in inputs]), state)
 
 
 def is_one_chain(units: list[Unit], input_name: str, output_name: str) -> bool:

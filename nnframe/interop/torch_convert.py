@@ -14,7 +14,8 @@ Supported modules (and their nnframe layers): ``Linear`` (Dense), ``Conv1d``/``C
 ``AdaptiveAvgPool2d(1)`` (GlobalAvgPool2D), ``Flatten``, ``ZeroPad2d``; nested
 ``nn.Sequential`` containers are walked in order. Embeddings, positions and Transformer
 blocks are converted by :mod:`nnframe.interop.torch_sequence`; ``Residual`` blocks and
-functional graphs, both ways, by :mod:`nnframe.interop.torch_graph`.
+functional graphs, both ways, by :mod:`nnframe.interop.torch_graph`; a module that wires its
+children in its own ``forward`` is traced by :mod:`nnframe.interop.torch_fx` into a graph.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 
 from nnframe import backend, layer
 from nnframe.graph import Graph
-from nnframe.interop import layout, torch_graph, torch_sequence
+from nnframe.interop import layout, torch_fx, torch_graph, torch_sequence
 from nnframe.interop.builder import ConversionError, NetBuilder, layer_output_shape, layer_output_shapes
 from nnframe.layer.conv import _resolve_padding
 from nnframe.model import Model
@@ -39,6 +40,9 @@ _CHANNELS_FIRST_MODULES = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2
 _ACTIVATIONS = {nn.ReLU: layer.ReLU, nn.Sigmoid: layer.Sigmoid, nn.Tanh: layer.Tanh, nn.SELU: layer.SELU,
                 nn.SiLU: layer.SiLU}
 _SKIPPED = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d)
+#: modules with children that convert whole (not traced)
+_WHOLE = (nn.TransformerEncoderLayer, nn.RNNBase, torch_sequence.Recurrent, torch_graph.ResidualBlock,
+          torch_graph.GraphModule)
 
 
 def _np(t: torch.Tensor | None) -> np.ndarray | None:
@@ -70,9 +74,13 @@ def _conv_pads(module: nn.Module, spatial: int, in_sizes: Sequence[int]) -> list
 
 
 def _first_computing(module: nn.Module) -> nn.Module | None:
-    """The first module that computes something, looking into sequentials, residual blocks and graph modules."""
+    """The first module that computes something, looking into sequentials, residual blocks, graph
+    modules and modules that wire their children in ``forward``."""
     if isinstance(module, torch_graph.ResidualBlock):
         return _first_computing(module.body)
+    if torch_fx.needs_tracing(module, _WHOLE):
+        first = torch_fx.first_module(module)
+        return None if first is None else _first_computing(first)
     if isinstance(module, (torch_graph.GraphModule, nn.Sequential)):
         children = module.nodes if isinstance(module, torch_graph.GraphModule) else module.children()
         return next((_first_computing(c) for c in children if not isinstance(c, _SKIPPED)), None)
@@ -92,6 +100,9 @@ def _convert_one(b: NetBuilder, name: str, m: nn.Module) -> None:
         return
     if isinstance(m, torch_graph.GraphModule):
         torch_graph.graph_from_torch(b, what, m, _convert_sequence)
+        return
+    if torch_fx.needs_tracing(m, _WHOLE):  # wires its children itself: traced into a graph
+        b.prebuilt(*torch_fx.from_traced(m, b, _convert_sequence))
         return
     if isinstance(m, torch_graph.ResidualBlock):
         branches = []

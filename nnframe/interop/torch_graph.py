@@ -31,7 +31,7 @@ from torch import nn
 from nnframe import backend, layer
 from nnframe.graph import Graph
 from nnframe.interop import layout
-from nnframe.interop.builder import ConversionError, NetBuilder, layer_output_shape
+from nnframe.interop.builder import ConversionError, NetBuilder, layer_output_shape, merge_layer
 from nnframe.layer.symbolic import Input
 
 #: the nnframe merges a :class:`GraphModule` runs, and the :class:`Merge` operation of each
@@ -190,7 +190,7 @@ def graph_from_torch(b: NetBuilder, what: str, module: GraphModule, convert_modu
     if module.inputs != 1 or len(module.outputs) != 1:
         raise ConversionError(f"from_module: {what}: a graph converts with one input and one output, got "
                               f"{module.inputs} and {len(module.outputs)}")
-    image = Input(shape=b._nnframe_shape(), dtype=b.dtype)
+    image = Input(shape=b.nnframe_shape(), dtype=b.dtype)
     values: dict[int, tuple[Any, tuple]] = {0: (image, b.state())}  # slot -> (symbolic tensor, layout state)
     nets: dict[int, tuple[Any, tuple]] = {}  # id(module) -> (nnframe net, the state after it)
     for index, (node, (ins, out)) in enumerate(zip(module.nodes, module.wiring, strict=True)):
@@ -206,29 +206,11 @@ def graph_from_torch(b: NetBuilder, what: str, module: GraphModule, convert_modu
         values[out] = (net(tensor), after)
     tensor, state = values[module.outputs[0]]
     graph = Graph(inputs=image, outputs=tensor, dtype=b.dtype)
-    graph.build((1, *b._nnframe_shape()))
+    graph.build((1, *b.nnframe_shape()))
     b.prebuilt(graph.eval(), state)
 
 
 def _merge_from_torch(what: str, node: Merge, inputs: list[tuple[Any, tuple]]) -> tuple[Any, tuple]:
     """The nnframe merge of a :class:`Merge` on ``inputs`` (``(tensor, layout state)`` each)."""
-    states = [state for _, state in inputs]
-    kinds = {kind for _, kind, _ in states}
-    shapes = [shape for shape, _, _ in states]
-    if len(kinds) != 1 or kinds & {"flat", "unit"}:
-        raise ConversionError(f"from_module: {what} joins values of shapes {[(None, *s) for s in shapes]} held in "
-                              "different layouts; they must be held alike")
-    kind = kinds.pop()
-    tensors = [tensor for tensor, _ in inputs]
-    if node.op == "cat":
-        ndim = len(shapes[0]) + 1
-        dim = node.dim % ndim
-        axis = layout.to_channels_first_perm(ndim)[dim] if kind == "cf" else dim
-        shape = list(shapes[0])
-        shape[dim - 1] = sum(s[dim - 1] for s in shapes)
-        return layer.Concatenate(axis=axis)(tensors), (tuple(shape), kind, None)
-    if len(set(shapes)) != 1:
-        raise ConversionError(f"from_module: {what} broadcasts values of shapes {[(None, *s) for s in shapes]}; "
-                              "only values of one shape are joined")
-    merged = (layer.Add() if node.op == "add" else layer.Multiply())(tensors)
-    return merged, (shapes[0], kind, None)
+    merge, state = merge_layer(f"from_module: {what}", node.op, [state for _, state in inputs], node.dim)
+    return merge([tensor for tensor, _ in inputs]), state
