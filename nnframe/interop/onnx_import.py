@@ -13,7 +13,7 @@ bias), ``Conv`` (1-D and 2-D, any stride/padding/dilation/group), ``ConvTranspos
 as element-wise arithmetic (GELU, SiLU, Softplus(beta)) are recognised by
 :mod:`nnframe.interop.onnx_elementwise`. Values joined by ``Add``, ``Sum``, ``Mul`` or ``Concat`` make a
 graph. That covers every file :func:`nnframe.onnx.export` writes except MultiHeadAttention and
-Masking (and graphs with several inputs or outputs), and what ``torch.onnx.export`` writes for
+Masking (a file with several inputs or outputs makes a graph with as many), and what ``torch.onnx.export`` writes for
 models of the equivalent modules, residual networks included.
 
 Layout: a channels-first model (a convolution or pool reads its input directly) becomes a
@@ -77,13 +77,15 @@ class _Graph:
             if node.op_type == "Constant":
                 self.constants[node.output[0]] = _constant_value(node)
         self.nodes = [n for n in graph.node if n.op_type != "Constant"]
-        inputs = [i for i in graph.input if i.name not in self.constants]
-        if len(inputs) != 1 or len(graph.output) != 1:
-            raise ConversionError(f"ONNX import: only graphs with one input and one output are supported, got "
-                                  f"inputs {[i.name for i in inputs]} and outputs {[o.name for o in graph.output]}")
-        self.input, self.output = inputs[0], graph.output[0]
+        self.inputs = [i for i in graph.input if i.name not in self.constants]
+        self.outputs = list(graph.output)
+        if not self.inputs or not self.outputs:
+            raise ConversionError(f"ONNX import: the graph needs an input and an output, got inputs "
+                                  f"{[i.name for i in self.inputs]} and outputs {[o.name for o in self.outputs]}")
+        self.input_names = {i.name for i in self.inputs}
         self.consumers: dict[str, int] = Counter(i for n in self.nodes for i in n.input if i)
-        self.consumers[self.output.name] += 1
+        for output in self.outputs:
+            self.consumers[output.name] += 1
 
     def const(self, node: onnx.NodeProto, position: int, what: str) -> np.ndarray | None:
         """The constant at input ``position`` of ``node`` (``None`` when the input is absent)."""
@@ -267,7 +269,7 @@ def _pad(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None:
 
 def _gather(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None:
     table = g.const(node, 0, "table")
-    if attrs.get("axis", 0) != 0 or table is None or table.ndim != 2 or node.input[1] != g.input.name:
+    if attrs.get("axis", 0) != 0 or table is None or table.ndim != 2 or node.input[1] not in g.input_names:
         raise ConversionError(f"ONNX import: Gather node {node.name!r}: only a lookup of the graph's integer "
                               "input in a constant 2-D table (an embedding) is supported")
     b.embedding(table, f"Gather node {node.name!r}")
@@ -308,16 +310,17 @@ def _check_operators(g: _Graph) -> None:
                                        f"supported: {', '.join(supported_operators())}")
 
 
-def _input_shape(g: _Graph) -> tuple[int, ...]:
-    dims = g.input.type.tensor_type.shape.dim
+def _input_shape(value: onnx.ValueInfoProto) -> tuple[int, ...]:
+    dims = value.type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     if len(shape) < 2 or any(s is None or s < 1 for s in shape[1:]):
-        raise ConversionError(f"ONNX import: the input {g.input.name!r} must have a known size on every axis but "
+        raise ConversionError(f"ONNX import: the input {value.name!r} must have a known size on every axis but "
                               f"the batch axis, got {['?' if s is None else s for s in shape]}")
     return tuple(int(s) for s in shape[1:])
 
 
-def _channels_first(g: _Graph, input_layout: str, rank: int) -> bool:
+def _channels_first(g: _Graph, name: str, input_layout: str, rank: int) -> bool:
+    """Whether the input ``name`` is channels-first (``"auto"``: a convolution, pool or batch norm reads it)."""
     if input_layout not in ("auto", "channels_first", "channels_last"):
         raise ValueError(f"ONNX import: input_layout must be 'auto', 'channels_first' or 'channels_last', "
                          f"got {input_layout!r}")
@@ -325,8 +328,24 @@ def _channels_first(g: _Graph, input_layout: str, rank: int) -> bool:
         return input_layout == "channels_first"
     if rank < 3:
         return False
-    first = next((n for n in g.nodes if g.input.name in n.input), None)
+    first = next((n for n in g.nodes if name in n.input), None)
     return first is not None and first.op_type in _CHANNELS_FIRST_OPS
+
+
+def _start(g: _Graph, value: onnx.ValueInfoProto, input_layout: str) -> tuple[NetBuilder, np.dtype]:
+    """A builder for the graph input ``value``, and the dtype nnframe's input takes."""
+    shape = _input_shape(value)
+    elem = value.type.tensor_type.elem_type
+    dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}.get(elem)
+    first = next((n for n in g.nodes if value.name in n.input), None)
+    ids = elem in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+    if ids and first is not None and first.op_type == "Gather":
+        dtype = g.const(first, 0, "table").dtype  # integer ids into an embedding table
+    if dtype is None:
+        raise ConversionError(f"ONNX import: the input {value.name!r} must be float or double (or integer ids of "
+                              f"an embedding), got {onnx.TensorProto.DataType.Name(elem)}")
+    builder = NetBuilder(shape, _channels_first(g, value.name, input_layout, len(shape) + 1), dtype)
+    return builder, np.dtype(helper.tensor_dtype_to_np_dtype(elem) if ids else dtype)
 
 
 def _fold_activation(builder: NetBuilder, g: _Graph, position: int, current: str) -> int:
@@ -367,22 +386,15 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net | Graph:
     proto = onnx.load(str(path))
     g = _Graph(proto)
     _check_operators(g)
-    shape = _input_shape(g)
-    elem = g.input.type.tensor_type.elem_type
-    dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}.get(elem)
-    first = g.nodes[0] if g.nodes else None
-    if elem in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and first is not None and first.op_type == "Gather":
-        dtype = g.const(first, 0, "table").dtype  # integer ids into an embedding table
-    if dtype is None:
-        raise ConversionError(f"ONNX import: the input must be float or double (or integer ids of an embedding), "
-                              f"got {onnx.TensorProto.DataType.Name(elem)}")
-    builder = NetBuilder(shape, _channels_first(g, input_layout, len(shape) + 1), dtype)
+    starts = {value.name: _start(g, value, input_layout) for value in g.inputs}
     skipped = recurrent.shape_values(g.nodes, g.constants)  # shape arithmetic (zero initial states)
     units = graph_import.plan(g.nodes, g.constants, g.consumers, skipped)
-    if graph_import.is_one_chain(units, g.input.name, g.output.name):
-        end = _run_chain(builder, g, g.input.name, skipped)
-        if end != g.output.name:
-            raise ConversionError(f"ONNX import: the chain ends at {end!r}, not at the output {g.output.name!r}")
+    single = len(g.inputs) == len(g.outputs) == 1
+    if single and graph_import.is_one_chain(units, g.inputs[0].name, g.outputs[0].name):
+        builder = starts[g.inputs[0].name][0]
+        end = _run_chain(builder, g, g.inputs[0].name, skipped)
+        if end != g.outputs[0].name:
+            raise ConversionError(f"ONNX import: the chain ends at {end!r}, not at the output {g.outputs[0].name!r}")
         return builder.finish()
     recurrent_ops = sorted({n.op_type for n in g.nodes if n.op_type in recurrent.RECURRENT_OPS})
     if recurrent_ops:
@@ -394,9 +406,7 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net | Graph:
         branch.nodes = nodes
         return _run_chain(chain_builder, branch, source, skipped)
 
-    ids = elem in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
-    input_dtype = onnx.helper.tensor_dtype_to_np_dtype(elem) if ids else dtype
-    return graph_import.assemble(units, g.input.name, g.output.name, builder, input_dtype, run_chain)
+    return graph_import.assemble(units, starts, [o.name for o in g.outputs], run_chain)
 
 
 def _run_chain(builder: NetBuilder, g: _Graph, current: str, skipped: set[str]) -> str:

@@ -135,21 +135,26 @@ class _Value:
 RunChain = Callable[[NetBuilder, list[onnx.NodeProto], str], str]
 
 
-def assemble(units: list[Unit], input_name: str, output_name: str, start: NetBuilder, input_dtype: Any,
+def assemble(units: list[Unit], inputs: dict[str, tuple[NetBuilder, Any]], outputs: list[str],
              run_chain: RunChain) -> Graph:
-    """The :class:`~nnframe.graph.Graph` computing ``output_name`` from ``input_name``, in evaluation mode.
+    """The :class:`~nnframe.graph.Graph` computing ``outputs`` from ``inputs``, in evaluation mode.
 
     Args:
         units: what :func:`plan` returned.
-        input_name, output_name: the ONNX graph's input and output.
-        start: a builder for the input (its layout decides the Input's shape).
-        input_dtype: the nnframe input's dtype (an integer one for embedding ids).
+        inputs: per ONNX graph input, a builder for it (its layout decides the Input's shape)
+            and the dtype nnframe's input takes (an integer one for embedding ids).
+        outputs: the ONNX graph's outputs.
         run_chain: ``run_chain(builder, nodes, source)`` adds ``nodes`` to ``builder`` and
             returns the name of the value they end in (the chain importer of
             :mod:`nnframe.interop.onnx_import`).
+
+    Returns:
+        A graph whose ``forward`` takes one array per ONNX input (a list when there are
+        several) and returns one per output (likewise).
     """
-    image = Input(shape=start.input_shape, dtype=input_dtype, name=input_name)
-    values = {input_name: _Value(image, start.state())}
+    images = {name: Input(shape=b.input_shape, dtype=dtype, name=name) for name, (b, dtype) in inputs.items()}
+    values = {name: _Value(images[name], b.state()) for name, (b, _) in inputs.items()}
+    dtype = next(iter(inputs.values()))[0].dtype
     for unit in units:
         node = unit.nodes[0] if isinstance(unit, Chain) else unit.node
         missing = [s for s in ([unit.source] if isinstance(unit, Chain) else unit.sources) if s not in values]
@@ -158,20 +163,24 @@ def assemble(units: list[Unit], input_name: str, output_name: str, start: NetBui
                                   "node writes (a graph's nodes must be in topological order)")
         if isinstance(unit, Chain):
             source = values[unit.source]
-            builder = NetBuilder.resume(*source.state, dtype=start.dtype)
+            builder = NetBuilder.resume(*source.state, dtype=dtype)
             end = run_chain(builder, unit.nodes, unit.source)
-            net = builder.finish_branch() if builder.specs else None
-            tensor = source.tensor if net is None else net(source.tensor)
+            lay = builder.finish_branch() if builder.specs else None
+            tensor = source.tensor if lay is None else lay(source.tensor)
             values[end] = _Value(tensor, builder.state())
         else:
             values[unit.node.output[0]] = _merge(unit, [values[s] for s in unit.sources])
-    if output_name not in values:
-        raise ConversionError(f"ONNX import: no node writes the graph's output {output_name!r}")
-    out = values[output_name]
-    if out.state[1] == "flat":
-        raise ConversionError("ONNX import: the model ends in a channels-first flatten that no dense layer "
-                              "follows; its output order has no nnframe equivalent")
-    return Graph(inputs=image, outputs=out.tensor, dtype=start.dtype).eval()
+    results = []
+    for name in outputs:
+        if name not in values:
+            raise ConversionError(f"ONNX import: no node writes the graph's output {name!r}")
+        if values[name].state[1] == "flat":
+            raise ConversionError(f"ONNX import: the output {name!r} is a channels-first flatten that no dense "
+                                  "layer follows; its order has no nnframe equivalent")
+        results.append(values[name].tensor)
+    ins = list(images.values())
+    return Graph(inputs=ins[0] if len(ins) == 1 else ins, outputs=results[0] if len(results) == 1 else results,
+                 dtype=dtype).eval()
 
 
 def _merge(unit: Merge, inputs: list[_Value]) -> _Value:
