@@ -251,11 +251,7 @@ def to_module(model_or_net: Model | Net | Graph, input_shape: Sequence[int] | No
     leaves = _named_leaves(net)
     first = leaves[0][1] if leaves else None
     state = _ToTorch(dtype, "cf" if len(shape) >= 2 and isinstance(first, conv_like) else "same", net.dtype)
-    if isinstance(net, Net):
-        for index, lay in enumerate(net.layers):
-            shape = _convert(state, str(index), lay, shape)
-    else:
-        _convert(state, "", net, shape)
+    _convert(state, "", net, shape)
     if state.kind == "flat":
         raise ConversionError("to_module: the net ends in a Flatten of an image that no Dense follows; "
                               "PyTorch would order its output channels-first")
