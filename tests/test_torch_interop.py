@@ -423,3 +423,13 @@ def test_a_block_with_its_own_forward_inside_a_sequential_becomes_a_graph_layer(
     assert [type(lay).__name__ for lay in net.layers] == ["Conv2D", "Graph", "Graph", "GlobalAvgPool2D", "Dense"]
     with torch.no_grad():
         _close(net.forward(x.transpose(0, 2, 3, 1)), module(torch.from_numpy(x)).numpy())
+
+
+def test_the_small_modules_print_their_options():
+    from nnframe.interop import torch_graph, torch_sequence  # noqa: PLC0415
+
+    assert "Merge(cat, dim=1)" in repr(torch_graph.Merge("cat", 1)) and "Merge(add)" in repr(torch_graph.Merge("add"))
+    assert "return_sequences=True" in repr(torch_sequence.Recurrent(nn.GRU(2, 3, batch_first=True), True))
+    x, y = torch.ones(2, 3), torch.full((2, 3), 2.0)
+    assert torch.equal(torch_graph.Merge("mul")(x, y, y), torch.full((2, 3), 4.0))
+    assert torch_graph.Merge("cat", 1)(x, y).shape == (2, 6)

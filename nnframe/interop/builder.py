@@ -26,7 +26,7 @@ import numpy as np
 
 from nnframe import backend, layer
 from nnframe.interop import layout
-from nnframe.layer.container import subtree
+from nnframe.layer.container import Container, subtree
 from nnframe.net import Net
 
 
@@ -337,8 +337,8 @@ class NetBuilder:
         net = self.finish(inside_graph=True)
         return net.layers[0] if len(net.layers) == 1 else net
 
-    def prebuilt(self, lay: layer.Layer, state: tuple[tuple[int, ...], str, np.ndarray | None]) -> None:
-        """Append a layer already built with its weights (a graph of branches); ``state`` is
+    def prebuilt(self, lay: Container, state: tuple[tuple[int, ...], str, np.ndarray | None]) -> None:
+        """Append a container already built with its weights (a graph of branches); ``state`` is
         the layout state (:meth:`state`) of the value it gives."""
         self.specs.append(_Spec(lambda: lay, {}, {}, {k: np.asarray(v) for k, v in lay.state_dict().items()}))
         self.source_shape, self.kind, self.index = state
