@@ -22,10 +22,10 @@ from onnx import TensorProto, helper  # noqa: E402
 from nnframe.interop import onnx_export, onnx_import  # noqa: E402
 from nnframe.layer.container import subtree  # noqa: E402
 
-#: exported with operators joining values that are not merges (attention's products, masking's
-#: Where), which the importer refuses by node; residual blocks and functional graphs (several
-#: outputs too) import
-NOT_IMPORTABLE = {"MultiHeadAttention", "Masking"}
+#: exported with an operator joining values that is not a merge (masking's Where), which the
+#: importer refuses by node; attention, residual blocks and functional graphs (several outputs
+#: too) import
+NOT_IMPORTABLE = {"Masking"}
 
 
 def _ort(path, x: np.ndarray) -> np.ndarray:
@@ -449,3 +449,41 @@ def test_a_graph_of_two_inputs_and_two_outputs_goes_through_onnx_and_back(tmp_pa
     for ours, theirs, ort_out in zip(outs, expected, runtime, strict=True):
         _close(ours, theirs)
         _close(ours, ort_out)
+
+
+def test_a_gpt_exported_by_nnframe_imports_with_its_causal_attention_and_trains(tmp_path):
+    from nnframe import layer  # noqa: PLC0415
+
+    gpt = Net([layer.Embedding(30, 16), layer.PositionalEmbedding(8), layer.TransformerDecoderBlock(16, 4),
+               layer.TransformerDecoderBlock(16, 2, activation="gelu"), layer.LayerNorm(), layer.Dense(30)])
+    ids = np.random.default_rng(0).integers(0, 30, (3, 8))
+    logits = gpt.eval().forward(ids)
+    path = tmp_path / "gpt.onnx"
+    nnframe_onnx.export(gpt, path)
+    imported = nnframe_onnx.load(path)
+    attention = [lay for lay in subtree(imported) if type(lay).__name__ == "MultiHeadAttention"]
+    assert [(a.num_heads, a.causal, a.bias) for a in attention] == [(4, True, True), (2, True, True)]
+    _close(imported.forward(ids), logits)
+    _close(imported.forward(ids), _ort(path, ids))
+    model = Model(imported, loss.SoftmaxCrossEntropy(), optimizer.Adam(lr=1e-2))  # the imported graph trains
+    targets = np.roll(ids, -1, axis=1).reshape(-1)
+    losses = []
+    for _ in range(6):  # the seed's three calls, the loss over all (N * T) positions
+        value, step = model.backward(model.forward(ids).reshape(-1, 30), targets)
+        model.apply_grad(step)
+        losses.append(value)
+    assert losses[-1] < losses[0]
+
+
+def test_attention_that_is_not_the_exported_pattern_is_refused_by_node(tmp_path):
+    from nnframe import layer  # noqa: PLC0415
+
+    path = tmp_path / "att.onnx"
+    nnframe_onnx.export(Net([layer.MultiHeadAttention(8, 2)]), path, input_shape=(5, 8))
+    proto = onnx.load(str(path))
+    for tensor in proto.graph.initializer:
+        if tensor.name.endswith("scale"):  # the 1/sqrt(d) of the queries, changed
+            tensor.CopyFrom(onnx.numpy_helper.from_array(np.array(0.3, dtype=np.float32), tensor.name))
+    onnx.save(proto, str(path))
+    with pytest.raises(onnx_import.ConversionError, match="MatMul node .* only Add, Concat, Mul, Sum"):
+        nnframe_onnx.load(path)

@@ -200,6 +200,12 @@ class NetBuilder:
         self._need(what, ("same",), rank=3)
         self._add(cls, params, **kwargs)
 
+    def self_attention(self, params: dict[str, np.ndarray], what: str, embed_dim: int, **kwargs: Any) -> None:
+        """A :class:`~nnframe.layer.MultiHeadAttention` on ``(N, T, D)``, giving ``(N, T, embed_dim)``."""
+        self._need(what, ("same",), rank=3)
+        self._add(layer.MultiHeadAttention, params, embed_dim=int(embed_dim), **kwargs)
+        self.source_shape = (self.source_shape[0], int(embed_dim))
+
     def add_positions(self, table: np.ndarray, what: str = "Add") -> bool:
         """``x + table`` for a ``(T, C)`` table on ``(N, T, C)`` input (a PositionalEmbedding); ``False`` if not."""
         table = np.asarray(table)

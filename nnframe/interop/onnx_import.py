@@ -11,10 +11,11 @@ bias), ``Conv`` (1-D and 2-D, any stride/padding/dilation/group), ``ConvTranspos
 (PositionalEmbedding) and ``Constant``; ``RNN``/``LSTM``/``GRU`` with the transposes around them
 (:mod:`nnframe.interop.onnx_import_rnn`); activations spelled
 as element-wise arithmetic (GELU, SiLU, Softplus(beta)) are recognised by
-:mod:`nnframe.interop.onnx_elementwise`. Values joined by ``Add``, ``Sum``, ``Mul`` or ``Concat`` make a
-graph. That covers every file :func:`nnframe.onnx.export` writes except MultiHeadAttention and
-Masking (a file with several inputs or outputs makes a graph with as many), and what ``torch.onnx.export`` writes for
-models of the equivalent modules, residual networks included.
+:mod:`nnframe.interop.onnx_elementwise`. The self-attention nnframe's exporter writes is recognised as one
+MultiHeadAttention (:mod:`nnframe.interop.onnx_import_attention`). Values joined by ``Add``,
+``Sum``, ``Mul`` or ``Concat`` make a graph; so does a file with several inputs or outputs.
+That covers every file :func:`nnframe.onnx.export` writes except Masking, and what
+``torch.onnx.export`` writes for models of the equivalent modules, residual networks included.
 
 Layout: a channels-first model (a convolution or pool reads its input directly) becomes a
 net that takes channels-last input, ``(N, H, W, C)`` for an ``(N, C, H, W)`` ONNX input;
@@ -40,6 +41,7 @@ from onnx import helper, numpy_helper
 from nnframe import layer
 from nnframe.graph import Graph
 from nnframe.interop import onnx_elementwise as elementwise
+from nnframe.interop import onnx_import_attention as attention
 from nnframe.interop import onnx_import_graph as graph_import
 from nnframe.interop import onnx_import_rnn as recurrent
 from nnframe.interop.builder import ConversionError, NetBuilder
@@ -348,6 +350,15 @@ def _start(g: _Graph, value: onnx.ValueInfoProto, input_layout: str) -> tuple[Ne
     return builder, np.dtype(helper.tensor_dtype_to_np_dtype(elem) if ids else dtype)
 
 
+def _fold_attention(builder: NetBuilder, g: _Graph, position: int, current: str) -> int:
+    """Add the self-attention nnframe's exporter spells from ``position``; the end of the run, or 0."""
+    found = attention.match(g.nodes, position, current, g.constants, g.consumers)
+    if found is None:
+        return 0
+    builder.self_attention(found.params, f"attention from node {g.nodes[position].name!r}", **found.options)
+    return found.end
+
+
 def _fold_activation(builder: NetBuilder, g: _Graph, position: int, current: str) -> int:
     """Add the activation spelled by element-wise nodes from ``position``; the end of the run, or 0."""
     if g.nodes[position].op_type not in elementwise.OPS:
@@ -418,7 +429,7 @@ def _run_chain(builder: NetBuilder, g: _Graph, current: str, skipped: set[str]) 
             position += 1
             continue
         end = recurrent.fold_recurrent(builder, g, position, current, skipped) or \
-            _fold_activation(builder, g, position, current)
+            _fold_attention(builder, g, position, current) or _fold_activation(builder, g, position, current)
         if end:
             current, position = g.nodes[end - 1].output[0], end
             continue
