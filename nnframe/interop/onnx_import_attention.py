@@ -115,7 +115,7 @@ def match(nodes: Sequence[onnx.NodeProto], start: int, current: str, constants: 
             return None
         value = masked[0].output[0]
     softmax = c.take("Softmax", [value])
-    if softmax is None or c.attrs(softmax).get("axis", -1) not in (-1, 3):
+    if softmax is None or c.attrs(softmax).get("axis") not in (-1, 3):  # explicit: the default differs by opset
         return None
     attended = c.take("MatMul", [softmax.output[0], heads["v"]])
     merge = attended and c.take("Transpose", [attended.output[0]])
