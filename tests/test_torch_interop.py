@@ -308,6 +308,9 @@ def test_recurrent_nets_go_to_pytorch_and_back_and_layers_with_states_are_refuse
 
     with pytest.raises(ValueError, match="Recurrent: the wrapped layer must be batch_first"):
         torch_sequence.Recurrent(nn.GRU(2, 3), return_sequences=True)
+    with pytest.raises(ConversionError, match=r"module '0' \(LSTM\): it returns \(output, state\).*wrap it as "
+                                              r"nnframe.interop.torch_sequence.Recurrent"):
+        nnframe_torch.from_module(nn.Sequential(nn.LSTM(2, 3, batch_first=True)), (5, 2))
     with pytest.raises(ConversionError, match="without biases or with proj_size"):
         nnframe_torch.from_module(nn.Sequential(torch_sequence.Recurrent(nn.LSTM(2, 3, batch_first=True, bias=False),
                                                                          False)), (5, 2))

@@ -185,6 +185,10 @@ def from_torch(b: NetBuilder, what: str, m: nn.Module) -> bool:
         _block(b, what, m)
     elif isinstance(m, Recurrent):
         _recurrent(b, what, m)
+    elif isinstance(m, nn.RNNBase):
+        raise ConversionError(f"{what}: it returns (output, state), which the next module of an nn.Sequential "
+                              "cannot take; wrap it as nnframe.interop.torch_sequence.Recurrent(module, "
+                              "return_sequences=...) (batch_first=True)")
     else:
         return False
     return True
