@@ -96,3 +96,12 @@ def test_resnet_example_refuses_an_unknown_erase_fill(capsys):
     with pytest.raises(SystemExit):
         example.main(["--erase-fill", "noise"])
     assert "argument --erase-fill: invalid erase_fill value: 'noise'" in capsys.readouterr().err
+
+
+def test_resnet_example_head_dropout_is_an_option_and_off_by_default():
+    example = load_example("fashion_resnet")
+    from nnframe.layer.container import subtree  # noqa: PLC0415
+
+    assert not any(type(lay).__name__ == "Dropout" for lay in subtree(example.build_graph()))
+    dropped = [lay for lay in subtree(example.build_graph(0.25)) if type(lay).__name__ == "Dropout"]
+    assert len(dropped) == 1 and dropped[0].rate == pytest.approx(0.25)
