@@ -98,6 +98,15 @@ def _torch_sequential(torch):
         nn.Flatten(), nn.Dropout(0.3), nn.Linear(6 * 3 * 3, 8), nn.Tanh(), nn.Linear(8, 3), nn.Softmax(-1))
 
 
+def _torch_export(torch, module, x, path, opset_version: int | None = None) -> None:
+    """``torch.onnx.export`` (TorchScript exporter) with input ``"x"``, its batch axis dynamic; warnings quiet."""
+    options = {} if opset_version is None else {"opset_version": opset_version}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), str(path), dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "N"}},
+                          **options)
+
+
 def test_a_torch_onnx_export_imports_matches_onnx_runtime_and_fine_tunes(tmp_path):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
@@ -108,10 +117,7 @@ def test_a_torch_onnx_export_imports_matches_onnx_runtime_and_fine_tunes(tmp_pat
     module.eval()
     x = np.random.default_rng(1).normal(size=(7, 2, 11, 12)).astype(np.float32)
     path = tmp_path / "torch.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "N"}})
+    _torch_export(torch, module, torch.from_numpy(x), path)
     net = nnframe_onnx.load(path)
     x_nhwc = x.transpose(0, 2, 3, 1)
     _close(net.forward(x_nhwc), _ort(path, x))
@@ -198,10 +204,7 @@ def test_torch_gelu_and_silu_exported_at_opset_17_import(tmp_path):
                            nn.GELU(approximate="tanh"), nn.Softplus(beta=2.0)).eval()
     x = np.random.default_rng(4).normal(size=(7, 4)).astype(np.float32)
     path = tmp_path / "acts.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=False, opset_version=17,
-                          dynamic_axes={"x": {0: "N"}}, input_names=["x"])
+    _torch_export(torch, module, torch.from_numpy(x), path, opset_version=17)
     net = nnframe_onnx.load(path)
     assert [type(lay).__name__ for lay in net.layers] == ["Dense", "GELU", "Dense", "SiLU", "Dense", "GELU",
                                                           "Softplus"]
@@ -227,10 +230,7 @@ def test_a_torch_recurrent_model_exported_by_torch_imports(kind, tmp_path):
     module = Model().eval()
     x = np.random.default_rng(6).normal(size=(5, 6, 3)).astype(np.float32)
     path = tmp_path / "rnn.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "N"}})
+    _torch_export(torch, module, torch.from_numpy(x), path)
     net = nnframe_onnx.load(path)
     assert [type(lay).__name__ for lay in net.layers] == [kind, "Dense"]
     _close(net.forward(x), _ort(path, x))
@@ -283,10 +283,7 @@ def test_a_torch_resnet_with_branches_imports_as_a_graph_and_fine_tunes(tmp_path
     module.eval()
     x = np.random.default_rng(1).normal(size=(5, 2, 8, 10)).astype(np.float32)
     path = tmp_path / "resnet.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.from_numpy(x),), str(path), dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "N"}}, opset_version=17)
+    _torch_export(torch, module, torch.from_numpy(x), path, opset_version=17)
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert {"Add", "Concat", "Erf"} <= ops  # branches, a merge of channels, and GELU spelled as arithmetic
     graph = nnframe_onnx.load(path)
@@ -382,10 +379,7 @@ def test_a_recurrent_layer_in_a_graph_that_branches_is_refused(tmp_path):
             return y + y  # the GRU's output read twice: a merge
 
     path = tmp_path / "gru.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Doubled().eval(), (torch.zeros(2, 5, 3),), str(path), dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "N"}})
+    _torch_export(torch, Doubled().eval(), torch.zeros(2, 5, 3), path)
     with pytest.raises(onnx_import.ConversionError, match=r"branches and has recurrent layers \(GRU\)"):
         nnframe_onnx.load(path)
 

@@ -378,39 +378,33 @@ def test_a_module_with_its_own_forward_is_traced_into_a_graph_with_equal_outputs
     assert model.evaluate(x_nhwc, target)["loss"] < before
 
 
-def test_what_a_trace_cannot_express_is_refused_by_node():
-    class Sliced(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
+class _OneLinear(nn.Module):
+    """A Linear(4, 4) whose forward the subclasses write."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+
+def test_what_a_trace_cannot_express_is_refused_by_node():
+    class Sliced(_OneLinear):
         def forward(self, x):
             return self.fc(x)[:, :2]
 
-    with pytest.raises(ConversionError, match=r"node 'getitem' \(call_function getitem\) has no nnframe equivalent"):
-        nnframe_torch.from_module(Sliced(), (4,))
-
-    class Scaled(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
-
+    class Scaled(_OneLinear):
         def forward(self, x):
             return self.fc(x) + 1.0
 
-    with pytest.raises(ConversionError, match=r"node 'add' \(call_function add\) joins .*only tensors of the model"):
-        nnframe_torch.from_module(Scaled(), (4,))
-
-    class Branchy(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
-
+    class Branchy(_OneLinear):
         def forward(self, x):
             if x.sum() > 0:  # data-dependent control flow: the tracer refuses it
                 return self.fc(x)
             return x
 
+    with pytest.raises(ConversionError, match=r"node 'getitem' \(call_function getitem\) has no nnframe equivalent"):
+        nnframe_torch.from_module(Sliced(), (4,))
+    with pytest.raises(ConversionError, match=r"node 'add' \(call_function add\) joins .*only tensors of the model"):
+        nnframe_torch.from_module(Scaled(), (4,))
     with pytest.raises(ConversionError, match="torch.fx cannot trace Branchy"):
         nnframe_torch.from_module(Branchy(), (4,))
 

@@ -41,14 +41,9 @@ def random_horizontal_flip(images: Any, rng: np.random.Generator, p: float = 0.5
     Shapes:
         ``images``: ``(N, H, W, C)`` -> the same.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"random_horizontal_flip: rng must be a numpy.random.Generator (e.g. "
-                        f"np.random.default_rng(seed), made once per run), got {type(rng).__name__}")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"random_horizontal_flip: p must be a probability in [0, 1], got {p!r}")
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"random_horizontal_flip: expected an NHWC batch (N, H, W, C), got shape {images.shape}")
+    _check_rng("random_horizontal_flip", rng)
+    _check_probability("random_horizontal_flip", p)
+    images = _nhwc("random_horizontal_flip", images)
     flip = rng.random(len(images)) < p  # (N,)
     out = images.copy()
     out[flip] = images[flip, :, ::-1, :]  # W reversed
@@ -77,14 +72,10 @@ def random_crop(images: Any, padding: int, rng: np.random.Generator, fill: float
     Shapes:
         ``images``: ``(N, H, W, C)`` -> the same.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"random_crop: rng must be a numpy.random.Generator (e.g. np.random.default_rng(seed), "
-                        f"made once per run), got {type(rng).__name__}")
+    _check_rng("random_crop", rng)
     if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
         raise ValueError(f"random_crop: padding must be an integer >= 0, got {padding!r}")
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"random_crop: expected an NHWC batch (N, H, W, C), got shape {images.shape}")
+    images = _nhwc("random_crop", images)
     if padding == 0:
         return images.copy()
     n, h, w, c = images.shape
@@ -129,18 +120,13 @@ def random_erasing(images: Any, rng: np.random.Generator, p: float = 0.5, scale:
     Shapes:
         ``images``: ``(N, H, W, C)`` -> the same.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"random_erasing: rng must be a numpy.random.Generator (e.g. np.random.default_rng(seed), "
-                        f"made once per run), got {type(rng).__name__}")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"random_erasing: p must be a probability in [0, 1], got {p!r}")
+    _check_rng("random_erasing", rng)
+    _check_probability("random_erasing", p)
     _check_range("scale", scale, upper=1.0)
     _check_range("ratio", ratio, upper=None)
     if isinstance(attempts, bool) or not isinstance(attempts, (int, np.integer)) or attempts < 1:
         raise ValueError(f"random_erasing: attempts must be an integer >= 1, got {attempts!r}")
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"random_erasing: expected an NHWC batch (N, H, W, C), got shape {images.shape}")
+    images = _nhwc("random_erasing", images)
     if isinstance(fill, str):
         if fill != "normal":
             raise ValueError(f"random_erasing: fill must be a number or 'normal', got {fill!r}")
@@ -171,6 +157,27 @@ def random_erasing(images: Any, rng: np.random.Generator, p: float = 0.5, scale:
     else:
         out[mask] = fill
     return out
+
+
+def _check_rng(owner: str, rng: Any) -> None:
+    """Refuse anything but a ``numpy.random.Generator``."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{owner}: rng must be a numpy.random.Generator (e.g. np.random.default_rng(seed), made once "
+                        f"per run), got {type(rng).__name__}")
+
+
+def _check_probability(owner: str, p: Any) -> None:
+    """Refuse a ``p`` that is not a number in ``[0, 1]``."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{owner}: p must be a probability in [0, 1], got {p!r}")
+
+
+def _nhwc(owner: str, images: Any) -> np.ndarray:
+    """``images`` as an array, refused unless it is a 4-D (NHWC) batch."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"{owner}: expected an NHWC batch (N, H, W, C), got shape {images.shape}")
+    return images
 
 
 def _check_range(name: str, bounds: Any, upper: float | None) -> None:

@@ -115,7 +115,7 @@ class NetBuilder:
         builder.input_shape = builder.nnframe_shape()
         return builder
 
-    def state(self) -> tuple[tuple[int, ...], str, np.ndarray | None]:
+    def state(self) -> State:
         """``(source shape, layout kind, flatten index)`` of the current value, for :meth:`resume`."""
         return self.source_shape, self.kind, self.index
 
@@ -343,7 +343,7 @@ class NetBuilder:
         net = self.finish(inside_graph=True)
         return net.layers[0] if len(net.layers) == 1 else net
 
-    def prebuilt(self, lay: Container, state: tuple[tuple[int, ...], str, np.ndarray | None]) -> None:
+    def prebuilt(self, lay: Container, state: State) -> None:
         """Append a container already built with its weights (a graph of branches); ``state`` is
         the layout state (:meth:`state`) of the value it gives."""
         self.specs.append(_Spec(lambda: lay, {}, {}, {k: np.asarray(v) for k, v in lay.state_dict().items()}))

@@ -34,7 +34,7 @@ import onnx
 from nnframe.graph import Graph
 from nnframe.interop import onnx_elementwise as elementwise
 from nnframe.interop import onnx_import_attention as attention
-from nnframe.interop.builder import ConversionError, NetBuilder, merge_layer
+from nnframe.interop.builder import ConversionError, NetBuilder, State, merge_layer
 from nnframe.layer.symbolic import Input
 
 #: ONNX operators that join values, and the operation of :func:`~nnframe.interop.builder.merge_layer` for each
@@ -132,7 +132,7 @@ class _Value:
     """A value of the ONNX graph as nnframe computes it: its tensor and the builder's layout state."""
 
     tensor: Any
-    state: tuple[tuple[int, ...], str, np.ndarray | None]  # NetBuilder.state(): source shape, kind, index
+    state: State  # NetBuilder.state(): source shape, kind, index
 
 
 RunChain = Callable[[NetBuilder, list[onnx.NodeProto], str], str]
