@@ -9,6 +9,10 @@ there, else random images and labels of that shape (the speed is the same).
 * ``nnframe``: the seed's three calls, NHWC float32.
 * ``pytorch``: ``nn.Sequential`` + ``torch.optim.Adam`` + ``F.cross_entropy``, NCHW,
   ``torch.set_num_threads(--threads)``; ``pytorch_fused``: ``Adam(fused=True)``.
+* ``numpy_products``: only the net's matrix products (each convolution as im2col), run by
+  NumPy on preallocated operands (:mod:`benchmarks.gemm_floor`): the floor under any
+  framework on NumPy's BLAS. ``numpy_products_over_pytorch`` above 1 means NumPy's BLAS
+  alone is slower than PyTorch's whole step.
 
 Each timed call is ``--steps`` training steps (or a pass of inference); the contenders
 run in rounds with the order alternating and an idle pause before every call
@@ -37,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, gemm_floor
 
-FRAMEWORKS = ("nnframe", "pytorch", "pytorch_fused")
+FRAMEWORKS = ("nnframe", "pytorch", "pytorch_fused", "numpy_products")
 GOAL_RATIO = 1.2  # issue 11: a training step <= 1.2x PyTorch's
 INFER_GOAL_RATIO = 1.0  # issue 13 (the ResNet block): inference <= PyTorch
 CIFAR_DIR = "/usr/share/datasets/cifar-10"
@@ -189,12 +193,45 @@ class TorchTrainer:
             return torch.cat([self.net(xt[i : i + batch]).argmax(dim=1) for i in range(0, len(x), batch)]).numpy()
 
 
+def net_products(net_name: str, batch: int) -> dict[str, list[gemm_floor.Product]]:
+    """The net's matrix products (:mod:`benchmarks.gemm_floor`): each convolution as im2col, the dense head."""
+    g = gemm_floor
+    if net_name == "resnet-block":  # the first convolution reads the net's input: no input gradient
+        return g.merge(g.conv_products(batch, 16, 16, 64, 64, input_grad=False),
+                       g.conv_products(batch, 16, 16, 64, 64), g.dense_products(batch, 64, 10))
+    convs, c_in, side = [], INPUT_SHAPES[net_name][2], INPUT_SHAPES[net_name][0]
+    for i, width in enumerate(WIDTHS):
+        convs.append(g.conv_products(batch, side, side, c_in, width, input_grad=i > 0))
+        c_in, side = width, side // 2 if i % 2 else side
+    return g.merge(*convs, g.dense_products(batch, side * side * c_in, 10))
+
+
+class ProductsTrainer:
+    """The net's matrix products alone, run by NumPy: the floor under any NumPy framework."""
+
+    name = "numpy_products"
+
+    def __init__(self, net_name: str, batch: int, threads: int) -> None:
+        plan = net_products(net_name, batch)
+        self.step = gemm_floor.Products(plan["forward"] + plan["backward"], threads=threads)
+        self.forward = gemm_floor.Products(plan["forward"], threads=threads)
+
+    def train(self, x: np.ndarray, y: np.ndarray, batch: int, steps: int) -> float:
+        self.step.run(steps)
+        return 0.0
+
+    def predict(self, x: np.ndarray, batch: int) -> None:
+        self.forward.run(-(-len(x) // batch))
+
+
 def make_trainer(name: str, args: argparse.Namespace) -> Any:
     """The trainer called ``name`` (one of :data:`FRAMEWORKS`)."""
     if name == "nnframe":
         return NnframeTrainer(args.seed, args.lr, args.net)
     if name in ("pytorch", "pytorch_fused"):
         return TorchTrainer(args.seed, args.lr, args.threads, fused=name == "pytorch_fused", net_name=args.net)
+    if name == "numpy_products":
+        return ProductsTrainer(args.net, args.batch, args.threads)
     raise ValueError(f"unknown framework {name!r}; expected one of {FRAMEWORKS}")
 
 
@@ -380,11 +417,13 @@ def main(argv: list[str] | None = None) -> int:
         "blas": common.blas_info(), "blas_line": common.blas_line(), "machine": common.machine_info(),
         "timings": timings.to_dict(), "last_loss": losses,
         "train_table": timings.table(unit=args.steps / 1e3, unit_name="ms/step"),
-        "ratio_ranges": {f"train_nnframe_over_{other}": timings.ratio("nnframe", other)
-                         for other in names if other != "nnframe" and "nnframe" in names},
+        "ratio_ranges": {f"train_{mine}_over_{other}": timings.ratio(mine, other) for mine, other in
+                         [("nnframe", o) for o in names if o != "nnframe"] + [("numpy_products", "pytorch")]
+                         if mine in names and other in names},
         "infer_table": infer.table(unit=-(-len(x) // args.batch) / 1e3, unit_name="ms/batch"),
-        "infer_ratio_ranges": {f"infer_nnframe_over_{other}": infer.ratio("nnframe", other)
-                               for other in inferring if other != "nnframe" and "nnframe" in inferring},
+        "infer_ratio_ranges": {f"infer_{mine}_over_{other}": infer.ratio(mine, other) for mine, other in
+                               [("nnframe", o) for o in inferring if o != "nnframe"]
+                               + [("numpy_products", "pytorch")] if mine in inferring and other in inferring},
         "peak_rss_mb_this_process": common.peak_rss_mb(),
     }
     if args.rss and not args.only:

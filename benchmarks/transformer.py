@@ -6,7 +6,9 @@ The model, the same in both libraries (PyTorch's weights copied from nnframe's):
                 -> LayerNorm -> Dense(V) -> softmax cross-entropy over the N*T positions
 
 PyTorch runs ``nn.TransformerEncoderLayer(norm_first=True, batch_first=True)`` with a
-causal mask. Training: one timed call is ``--steps`` Adam steps (forward, backward,
+causal mask. A third contender, ``numpy_products``, runs only the model's matrix products
+with NumPy (the same shapes, on preallocated operands; :mod:`benchmarks.gemm_floor`): the
+floor under any framework on NumPy's BLAS. Training: one timed call is ``--steps`` Adam steps (forward, backward,
 update); inference: ``--steps`` forward passes in evaluation mode (PyTorch under
 ``torch.inference_mode()``, where it takes its fused "fast path"). Timing follows
 :func:`benchmarks.common.compare`: an idle gap before every timed call, alternating
@@ -23,9 +25,10 @@ import argparse
 import sys
 from typing import Any
 
-from benchmarks import common
+from benchmarks import common, gemm_floor
 
 GOALS = {"train": 1.2, "inference": 1.0}  # nnframe / PyTorch, from the issue
+FLOOR = "numpy_products"  # the contender running only the model's matrix products (benchmarks.gemm_floor)
 
 
 def build(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,9 +99,28 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
                 out = t_forward(xt)
         return out
 
-    return {"train": {"nnframe": nnframe_train, "pytorch": torch_train},
-            "inference": {"nnframe": nnframe_infer, "pytorch": torch_infer},
+    floor = product_floor(args)
+    train_floor = gemm_floor.Products(floor["forward"] + floor["backward"], threads=args.threads)
+    infer_floor = gemm_floor.Products(floor["forward"], threads=args.threads)
+    return {"train": {"nnframe": nnframe_train, "pytorch": torch_train,
+                      FLOOR: lambda: train_floor.run(args.steps)},
+            "inference": {"nnframe": nnframe_infer, "pytorch": torch_infer,
+                          FLOOR: lambda: infer_floor.run(args.steps)},
             "check": (nn_model, t_forward, x, xt), "params": nn_model.net.num_params}
+
+
+def product_floor(args: argparse.Namespace) -> dict[str, list[gemm_floor.Product]]:
+    """The model's matrix products (:mod:`benchmarks.gemm_floor`): per block the attention's input and
+    output projections and per-head products, the MLP's two Dense layers; then the head."""
+    rows, e, d = args.batch * args.seq_len, args.embed_dim, args.embed_dim // args.heads
+    parts = []
+    for i in range(args.depth):
+        parts += [gemm_floor.dense_products(rows, e, 3 * e, input_grad=i > 0),  # the net's input needs no gradient
+                  gemm_floor.attention_products(args.batch, args.heads, args.seq_len, d),
+                  gemm_floor.dense_products(rows, e, e),
+                  gemm_floor.dense_products(rows, e, 4 * e), gemm_floor.dense_products(rows, 4 * e, e)]
+    parts.append(gemm_floor.dense_products(rows, e, args.vocab))
+    return gemm_floor.merge(*parts)
 
 
 def copy_weights(torch: Any, nn_net: Any, t_blocks: Any, t_norm: Any, t_head: Any) -> None:
@@ -180,10 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{kind} ({args.steps} x batch {args.batch}, {tokens:,} tokens per call):")
         print(common.format_table(*timings.table()))
         ratio = timings.ratio("nnframe", "pytorch")
+        floor_ratio = timings.ratio(FLOOR, "pytorch")
         print(common.format_ratio(f"{kind}: nnframe / pytorch", ratio, GOALS[kind]))
+        print(common.format_ratio(f"{kind}: NumPy's products alone / pytorch (the floor)", floor_ratio))
+        print(common.format_ratio(f"{kind}: nnframe / NumPy's products alone", timings.ratio("nnframe", FLOOR)))
         for name in ("nnframe", "pytorch"):
             print(f"  {name}: {tokens / timings.median(name):,.0f} tokens/s (median)")
-        report[kind] = {"timings": timings.to_dict(), "ratio": ratio}
+        report[kind] = {"timings": timings.to_dict(), "ratio": ratio, "floor_ratio": floor_ratio}
     if args.json:
         common.write_json(args.json, report)
     return 0

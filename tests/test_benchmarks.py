@@ -309,6 +309,8 @@ def _run_cnn_suite(cnn, capsys):
     assert all(row[1] > 0 for row in report["profile"] if row[0].endswith("Conv2D"))
     infer = report["infer_ratio_ranges"]["infer_nnframe_over_pytorch"]
     assert len(infer["per_round"]) == 2 and "infer_nnframe_over_pytorch_fused" not in report["infer_ratio_ranges"]
+    assert "train_numpy_products_over_pytorch" in report["ratio_ranges"]
+    assert "infer_numpy_products_over_pytorch" in report["infer_ratio_ranges"]
     text = cnn.format_report(report)
     assert "train_nnframe_over_pytorch" in text and ("MET" in text or "MISSED" in text)
     assert "ms/batch" in text and "infer_nnframe_over_pytorch" in text
@@ -340,3 +342,14 @@ def test_cnn_resnet_block_nets_agree_in_shape():
     with torch.no_grad():
         out = cnn.torch_net("resnet-block")(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
     assert tuple(out.shape) == (2, 10) and len(cnn.torch_net("resnet-block")) == len(trainer.net.layers)
+
+
+def test_cnn_product_floor_matches_the_nets():
+    from benchmarks import cnn
+
+    block = cnn.net_products("resnet-block", batch=4)
+    assert [p.n for p in block["forward"]] == [64, 64, 10] and block["forward"][0].m == 4 * 16 * 16
+    assert len(block["backward"]) == 1 + 2 + 2  # the first convolution needs no input gradient
+    cifar = cnn.net_products("cifar", batch=4)
+    assert [(p.m, p.k) for p in cifar["forward"]] == [(4 * 32 * 32, 27), (4 * 32 * 32, 288), (4 * 16 * 16, 288),
+                                                      (4 * 16 * 16, 576), (4, 8 * 8 * 64)]
