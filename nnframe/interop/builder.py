@@ -200,6 +200,11 @@ class NetBuilder:
         self._need(what, ("same",), rank=3)
         self._add(cls, params, **kwargs)
 
+    def masking(self, mask_value: float, what: str = "Masking") -> None:
+        """A :class:`~nnframe.layer.Masking` on ``(N, T, C)``: steps whose features all equal ``mask_value`` zeroed."""
+        self._need(what, ("same",), rank=3)
+        self._add(layer.Masking, mask_value=float(mask_value))
+
     def self_attention(self, params: dict[str, np.ndarray], what: str, embed_dim: int, **kwargs: Any) -> None:
         """A :class:`~nnframe.layer.MultiHeadAttention` on ``(N, T, D)``, giving ``(N, T, embed_dim)``."""
         self._need(what, ("same",), rank=3)

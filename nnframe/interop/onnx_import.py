@@ -14,7 +14,8 @@ as element-wise arithmetic (GELU, SiLU, Softplus(beta)) are recognised by
 :mod:`nnframe.interop.onnx_elementwise`. The self-attention nnframe's exporter writes is recognised as one
 MultiHeadAttention (:mod:`nnframe.interop.onnx_import_attention`). Values joined by ``Add``,
 ``Sum``, ``Mul`` or ``Concat`` make a graph; so does a file with several inputs or outputs.
-That covers every file :func:`nnframe.onnx.export` writes except Masking, and what
+The zeroing of padded steps nnframe's exporter writes for Masking is recognised as one Masking
+(:mod:`nnframe.interop.onnx_import_masking`). That covers every file :func:`nnframe.onnx.export` writes, and what
 ``torch.onnx.export`` writes for models of the equivalent modules, residual networks included.
 
 Layout: a channels-first model (a convolution or pool reads its input directly) becomes a
@@ -43,6 +44,7 @@ from nnframe.graph import Graph
 from nnframe.interop import onnx_elementwise as elementwise
 from nnframe.interop import onnx_import_attention as attention
 from nnframe.interop import onnx_import_graph as graph_import
+from nnframe.interop import onnx_import_masking as masking
 from nnframe.interop import onnx_import_rnn as recurrent
 from nnframe.interop.builder import ConversionError, NetBuilder
 from nnframe.net import Net
@@ -303,7 +305,7 @@ def supported_operators() -> list[str]:
 def _check_operators(g: _Graph) -> None:
     # the arithmetic ones only inside an activation, the shape ones only around recurrent layers
     known = set(_HANDLERS) | set(elementwise.OPS) | set(recurrent.RECURRENT_OPS) | recurrent.SHAPE_OPS | \
-        set(graph_import.MERGES)
+        set(graph_import.MERGES) | set(masking.OPS)
     unsupported = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
                           for n in g.nodes if n.op_type not in known or n.domain not in ("", "ai.onnx"))
     if unsupported:
@@ -359,6 +361,15 @@ def _fold_attention(builder: NetBuilder, g: _Graph, position: int, current: str)
     return found.end
 
 
+def _fold_masking(builder: NetBuilder, g: _Graph, position: int, current: str) -> int:
+    """Add the Masking nnframe's exporter spells from ``position``; the end of the run, or 0."""
+    found = masking.match(g.nodes, position, current, g.constants, g.consumers)
+    if found is None:
+        return 0
+    builder.masking(found.mask_value, f"Masking from node {g.nodes[position].name!r}")
+    return found.end
+
+
 def _fold_activation(builder: NetBuilder, g: _Graph, position: int, current: str) -> int:
     """Add the activation spelled by element-wise nodes from ``position``; the end of the run, or 0."""
     if g.nodes[position].op_type not in elementwise.OPS:
@@ -406,11 +417,18 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net | Graph:
         end = _run_chain(builder, g, g.inputs[0].name, skipped)
         if end != g.outputs[0].name:
             raise ConversionError(f"ONNX import: the chain ends at {end!r}, not at the output {g.outputs[0].name!r}")
-        return builder.finish()
+        net = builder.finish()
+        masking.check_mask_unused(net)
+        return net
     recurrent_ops = sorted({n.op_type for n in g.nodes if n.op_type in recurrent.RECURRENT_OPS})
     if recurrent_ops:
         raise ConversionError(f"ONNX import: the graph branches and has recurrent layers ({', '.join(recurrent_ops)}); "
                               "recurrent layers are imported only in a single chain of operators")
+    masks = [n.name for i, n in enumerate(g.nodes)
+             if n.op_type == "Equal" and masking.match(g.nodes, i, n.input[0], g.constants, g.consumers)]
+    if masks:
+        raise ConversionError(f"ONNX import: the graph branches and masks padded steps (Masking from node "
+                              f"{masks[0]!r}); Masking is imported only in a single chain of operators")
 
     def run_chain(chain_builder: NetBuilder, nodes: list[onnx.NodeProto], source: str) -> str:
         branch = copy.copy(g)
@@ -429,7 +447,8 @@ def _run_chain(builder: NetBuilder, g: _Graph, current: str, skipped: set[str]) 
             position += 1
             continue
         end = recurrent.fold_recurrent(builder, g, position, current, skipped) or \
-            _fold_attention(builder, g, position, current) or _fold_activation(builder, g, position, current)
+            _fold_attention(builder, g, position, current) or _fold_masking(builder, g, position, current) or \
+            _fold_activation(builder, g, position, current)
         if end:
             current, position = g.nodes[end - 1].output[0], end
             continue
@@ -439,7 +458,8 @@ def _run_chain(builder: NetBuilder, g: _Graph, current: str, skipped: set[str]) 
                                   f"single chain of operators from the input is supported (expected {current!r})")
         if node.op_type not in _HANDLERS:
             raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} is supported only as part of an "
-                                  "element-wise activation (GELU, SiLU, Softplus, ...) or around a recurrent layer")
+                                  "element-wise activation (GELU, SiLU, Softplus, ...), a Masking, or around a "
+                                  "recurrent layer")
         _HANDLERS[node.op_type](builder, g, node, _attrs(node))
         current, position = node.output[0], position + 1
     return current

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
+
+from nnframe.interop.onnx_pattern import Cursor, closed
 
 
 @dataclass
@@ -34,42 +35,13 @@ class Attention:
     params: dict[str, np.ndarray]
 
 
-class _Cursor:
-    """Walks the nodes from ``start``, checking each one's operator and inputs."""
-
-    def __init__(self, nodes: Sequence[onnx.NodeProto], start: int, constants: dict[str, np.ndarray]) -> None:
-        self.nodes, self.at, self.constants = nodes, start, constants
-
-    def take(self, op: str, data: Sequence[str], constant: bool = False, optional: bool = False) -> Any:
-        """The next node if it is ``op`` reading ``data`` (then one constant when ``constant``); else ``None``.
-
-        Returns the node, or ``(node, constant value)`` when ``constant``.
-        """
-        if self.at >= len(self.nodes):
-            return None
-        node = self.nodes[self.at]
-        inputs = [i for i in node.input if i]
-        if node.op_type != op or inputs[: len(data)] != list(data) or len(node.output) != 1:
-            return None
-        rest = inputs[len(data):]
-        fits = len(rest) == 1 and rest[0] in self.constants if constant else not rest
-        if not fits:
-            return None
-        self.at += 1
-        return (node, np.asarray(self.constants[rest[0]])) if constant else node
-
-    def attrs(self, node: onnx.NodeProto) -> dict[str, Any]:
-        """The node's attributes as Python values."""
-        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
 def match(nodes: Sequence[onnx.NodeProto], start: int, current: str, constants: dict[str, np.ndarray],
           consumers: dict[str, int]) -> Attention | None:
     """The self-attention that ``nodes[start:]`` spell on the value ``current``, or ``None``.
 
     Every value the run computes but its last is read only inside the run (``consumers``).
     """
-    c = _Cursor(nodes, start, constants)
+    c = Cursor(nodes, start, constants)
     weights, biases, shapes, heads = {}, {}, set(), {}
     for role, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])):
         found = c.take("MatMul", [current], constant=True)
@@ -133,12 +105,7 @@ def match(nodes: Sequence[onnx.NodeProto], start: int, current: str, constants: 
         return None
     if out_bias is not None:
         last = out_bias[0].output[0]
-    inner = {o for n in nodes[start:c.at] for o in n.output} - {last}
-    reads: dict[str, int] = {}
-    for n in nodes[start:c.at]:
-        for i in n.input:
-            reads[i] = reads.get(i, 0) + 1
-    if any(reads.get(v, 0) != consumers.get(v, 0) for v in inner):  # a value of the run read elsewhere
+    if not closed(nodes[start:c.at], last, consumers):  # a value of the run read elsewhere
         return None
     params = {"w_qkv": np.concatenate([weights[r] for r in "qkv"], axis=1), "w_out": out[1]}
     if biases:

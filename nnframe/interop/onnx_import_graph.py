@@ -5,8 +5,9 @@
 * a **chain**: operators that each read one value (plus constants), every value but the last
   read by nothing else: what :mod:`nnframe.interop.onnx_import` turns into a
   :class:`~nnframe.net.Net` (an activation spelled as several element-wise nodes, GELU's
-  ``Div, Erf, Add, Mul, Mul``, and the self-attention nnframe exports
-  (:mod:`nnframe.interop.onnx_import_attention`) stay inside one chain);
+  ``Div, Erf, Add, Mul, Mul``, the self-attention nnframe exports
+  (:mod:`nnframe.interop.onnx_import_attention`) and its Masking
+  (:mod:`nnframe.interop.onnx_import_masking`) stay inside one chain);
 * a **merge**: ``Add``, ``Mul``, ``Sum`` or ``Concat`` of two or more values, which becomes
   :class:`~nnframe.layer.Add`, :class:`~nnframe.layer.Multiply` or
   :class:`~nnframe.layer.Concatenate`.
@@ -34,6 +35,7 @@ import onnx
 from nnframe.graph import Graph
 from nnframe.interop import onnx_elementwise as elementwise
 from nnframe.interop import onnx_import_attention as attention
+from nnframe.interop import onnx_import_masking as masking
 from nnframe.interop.builder import ConversionError, NetBuilder, State, merge_layer
 from nnframe.layer.symbolic import Input
 
@@ -91,8 +93,9 @@ def plan(nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray], consumer
         if not reads:
             raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} reads no value of the graph, only "
                                   "constants; nnframe computes layers of the input")
-        att = attention.match(nodes, position, data[0], constants, consumers) if len(data) == 1 else None
-        end = att.end if att else _activation_end(nodes, position, data, constants, consumers)
+        found = (attention.match(nodes, position, data[0], constants, consumers)
+                 or masking.match(nodes, position, data[0], constants, consumers)) if len(data) == 1 else None
+        end = found.end if found else _activation_end(nodes, position, data, constants, consumers)
         if end == 0 and len(reads) != 1:
             if node.op_type not in MERGES or len(reads) < 2 or len(reads) != len([i for i in node.input if i]):
                 raise ConversionError(f"ONNX import: {node.op_type} node {node.name!r} reads {reads}; only "
