@@ -23,7 +23,6 @@ from nnframe.interop import onnx_export, onnx_import  # noqa: E402
 from nnframe.layer.container import subtree  # noqa: E402
 
 
-
 def _ort(path, x: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x})[0]
