@@ -357,22 +357,48 @@ def test_a_broadcasting_merge_is_refused_and_a_concat_maps_its_axis(tmp_path):
     _close(nnframe_onnx.load(path).forward(x), _ort(path, x))  # auto: no channels-first operator, as given
 
 
-def test_a_recurrent_layer_in_a_graph_that_branches_is_refused(tmp_path):
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_a_torch_recurrent_layer_in_a_graph_that_branches_imports(kind, tmp_path):
+    """A stacked bidirectional layer beside a Linear on (N, T, D) input (PyTorch writes Add(bias, x @ w)),
+    their sum read by another Linear: the zero initial states are slices of one ConstantOfShape."""
     torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
 
-    class Doubled(torch.nn.Module):
+    class Beside(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.rnn = torch.nn.GRU(3, 4, batch_first=True)
+            self.rnn = getattr(torch.nn, kind)(3, 4, num_layers=2, batch_first=True, bidirectional=True)
+            self.skip, self.out = torch.nn.Linear(3, 8), torch.nn.Linear(8, 2)
 
         def forward(self, x):
             y, _ = self.rnn(x)
-            return y + y  # the GRU's output read twice: a merge
+            return self.out(torch.relu(y + self.skip(x)))
 
-    path = tmp_path / "gru.onnx"
-    _torch_export(torch, Doubled().eval(), torch.zeros(2, 5, 3), path)
-    with pytest.raises(onnx_import.ConversionError, match=r"branches and has recurrent layers \(GRU\)"):
-        nnframe_onnx.load(path)
+    module = Beside().eval()
+    x = np.random.default_rng(4).normal(size=(3, 5, 3)).astype(np.float32)
+    path = tmp_path / "beside.onnx"
+    _torch_export(torch, module, torch.from_numpy(x), path)
+    graph = nnframe_onnx.load(path)
+    assert type(graph).__name__ == "Graph"
+    (rnn,) = [lay for lay in subtree(graph) if type(lay).__name__ == kind]  # both stacked layers in one
+    assert (rnn.num_layers, rnn.bidirectional) == (2, True)
+    _close(graph.forward(x), _ort(path, x))
+    with torch.no_grad():
+        _close(graph.forward(x), module(torch.from_numpy(x)).numpy())
+
+
+def test_a_recurrent_graph_exported_by_nnframe_imports(tmp_path):
+    from nnframe import Graph, Input, layer  # noqa: PLC0415
+
+    seq = Input(shape=(5, 3))
+    summed = layer.Add()([layer.LSTM(4, return_sequences=True)(seq), layer.Dense(4)(seq)])
+    graph = Graph(inputs=seq, outputs=layer.GRU(6, bidirectional=True)(summed)).eval()
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+    path = tmp_path / "graph.onnx"
+    nnframe_onnx.export(graph, path)
+    imported = nnframe_onnx.load(path)
+    _close(imported.forward(x), graph.forward(x))
+    _close(imported.forward(x), _ort(path, x))
 
 
 def test_a_graph_out_of_topological_order_or_without_its_output_is_refused(tmp_path):

@@ -87,6 +87,8 @@ class _Graph:
             raise ConversionError(f"ONNX import: the graph needs an input and an output, got inputs "
                                   f"{[i.name for i in self.inputs]} and outputs {[o.name for o in self.outputs]}")
         self.input_names = {i.name for i in self.inputs}
+        # zero-filled values of the whole graph: a branch's chain may read one made outside it
+        self.zero_states = recurrent.zero_values(self.nodes)
         self.consumers: dict[str, int] = Counter(i for n in self.nodes for i in n.input if i)
         for output in self.outputs:
             self.consumers[output.name] += 1
@@ -154,7 +156,8 @@ def _matmul(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None
 
 
 def _add(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None:
-    bias = g.const(node, 1, "second operand")
+    # Add commutes: PyTorch writes a Linear's bias on (N, T, D) input first, Add(bias, x @ w)
+    bias = g.const(node, 0 if node.input[0] in g.constants else 1, "second operand")
     if b.add_positions(bias, f"Add node {node.name!r}"):
         return
     if not b.add_bias(bias, f"Add node {node.name!r}"):
@@ -420,10 +423,6 @@ def load(path: str | os.PathLike, input_layout: str = "auto") -> Net | Graph:
         net = builder.finish()
         masking.check_mask_unused(net)
         return net
-    recurrent_ops = sorted({n.op_type for n in g.nodes if n.op_type in recurrent.RECURRENT_OPS})
-    if recurrent_ops:
-        raise ConversionError(f"ONNX import: the graph branches and has recurrent layers ({', '.join(recurrent_ops)}); "
-                              "recurrent layers are imported only in a single chain of operators")
     masks = [n.name for i, n in enumerate(g.nodes)
              if n.op_type == "Equal" and masking.match(g.nodes, i, n.input[0], g.constants, g.consumers)]
     if masks:

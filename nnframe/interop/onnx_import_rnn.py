@@ -29,6 +29,8 @@ from nnframe.interop import layout
 from nnframe.interop.builder import ConversionError, NetBuilder
 
 RECURRENT_OPS = ("RNN", "LSTM", "GRU")
+#: operators whose output is all zeros when their first input is (they only move or pick values)
+_ZERO_PRESERVING = ("Slice", "Gather", "Reshape", "Squeeze", "Unsqueeze", "Expand", "Transpose", "Identity")
 #: operators that only compute shapes (PyTorch's zero initial states): skipped when the chain is walked
 SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Concat", "ConstantOfShape", "Slice", "Cast", "Squeeze"}
 _GATES = {"LSTM": "lstm", "GRU": "gru"}
@@ -42,6 +44,21 @@ def shape_values(nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray]) 
         if node.op_type == "Shape" or (node.op_type in SHAPE_OPS and data and all(i in derived for i in data)):
             derived.update(node.output)
     return derived
+
+
+def zero_values(nodes: list[onnx.NodeProto]) -> set[str]:
+    """Names of the values that are all zeros: filled by ``ConstantOfShape`` with 0 (PyTorch's
+    initial states), or a slice, gather or reshape of such a value (one layer's share of a
+    stacked layer's states)."""
+    zeros = set()
+    for node in nodes:
+        if node.op_type == "ConstantOfShape":
+            value = _attrs(node).get("value")
+            if not np.any(np.zeros(1) if value is None else onnx.numpy_helper.to_array(value)):
+                zeros.add(node.output[0])
+        elif node.op_type in _ZERO_PRESERVING and node.input and node.input[0] in zeros:
+            zeros.add(node.output[0])
+    return zeros
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
@@ -68,10 +85,7 @@ def fold_recurrent(builder: NetBuilder, g: Any, position: int, current: str, ski
     if len(nodes) < 2 or nodes[0].op_type != "Transpose" or list(_attrs(nodes[0]).get("perm", [])) != [1, 0, 2] \
             or nodes[1].op_type not in RECURRENT_OPS or nodes[1].input[0] != nodes[0].output[0]:
         return 0
-    zero_states = {n.output[0] for n in g.nodes if n.op_type == "ConstantOfShape"
-                   and not np.any(_attrs(n).get("value", np.zeros(1)) if not isinstance(_attrs(n).get("value"),
-                                                                                       onnx.TensorProto)
-                                  else onnx.numpy_helper.to_array(_attrs(n)["value"]))}
+    zero_states = g.zero_states
     op, k, layers, seq = nodes[1].op_type, 1, [], nodes[0].output[0]
     final: str | None = None
     while k < len(nodes) and nodes[k].op_type == op and nodes[k].input[0] == seq:
