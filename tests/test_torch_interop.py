@@ -378,6 +378,20 @@ def test_a_module_with_its_own_forward_is_traced_into_a_graph_with_equal_outputs
     assert model.evaluate(x_nhwc, target)["loss"] < before
 
 
+def test_a_module_with_its_own_forward_is_traced_once_per_conversion(monkeypatch):
+    from nnframe.interop import torch_fx  # noqa: PLC0415
+
+    traced = []
+    real = torch.fx.symbolic_trace
+    monkeypatch.setattr(torch.fx, "symbolic_trace", lambda m: traced.append(type(m).__name__) or real(m))
+    module = _TinyResNet().eval()
+    nnframe_torch.from_module(module, (3, 6, 8))
+    assert traced == ["_TinyResNet"]  # asked for its first layer, then converted: one trace
+    nnframe_torch.from_module(module, (3, 6, 8))
+    assert traced == ["_TinyResNet"] * 2  # a new conversion traces afresh (the module may have changed)
+    assert torch_fx.trace(module) is not torch_fx.trace(module)  # outside a conversion nothing is kept
+
+
 class _OneLinear(nn.Module):
     """A Linear(4, 4) whose forward the subclasses write."""
 

@@ -192,13 +192,14 @@ def from_module(module: nn.Module, input_shape: Sequence[int]) -> Net:
     """
     leaves = [(name, m) for name, m in _leaves(module) if not isinstance(m, _SKIPPED)]
     shape = tuple(int(s) for s in input_shape)
-    first = _first_computing(leaves[0][1]) if leaves else None
-    channels_first = len(shape) >= 2 and isinstance(first, _CHANNELS_FIRST_MODULES + (nn.BatchNorm1d,)) \
-        and not (isinstance(first, nn.BatchNorm1d) and len(shape) == 1)
-    dtype = next((p.dtype for p in module.parameters()), torch.float32)
-    b = NetBuilder(shape, channels_first, np.float64 if dtype == torch.float64 else np.float32)
-    for name, m in leaves:
-        _convert_one(b, name, m)
+    with torch_fx.traces_kept():  # a module with its own forward is traced once, not once per question
+        first = _first_computing(leaves[0][1]) if leaves else None
+        channels_first = len(shape) >= 2 and isinstance(first, _CHANNELS_FIRST_MODULES + (nn.BatchNorm1d,)) \
+            and not (isinstance(first, nn.BatchNorm1d) and len(shape) == 1)
+        dtype = next((p.dtype for p in module.parameters()), torch.float32)
+        b = NetBuilder(shape, channels_first, np.float64 if dtype == torch.float64 else np.float32)
+        for name, m in leaves:
+            _convert_one(b, name, m)
     return b.finish()
 
 

@@ -21,8 +21,10 @@ numbers, control flow the tracer cannot follow) is refused, naming the node.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -90,12 +92,36 @@ def from_traced(module: nn.Module, start: NetBuilder, convert_module: ConvertMod
     return graph.eval(), state
 
 
-def trace(module: nn.Module) -> torch.fx.GraphModule:
-    """``torch.fx.symbolic_trace(module)``, its failures as :class:`ConversionError`."""
+#: the traces made within the current :func:`traces_kept` block: id(module) -> (module, its trace)
+_KEPT: contextvars.ContextVar[dict[int, tuple[nn.Module, torch.fx.GraphModule]] | None] = \
+    contextvars.ContextVar("nnframe_torch_fx_traces", default=None)
+
+
+@contextlib.contextmanager
+def traces_kept() -> Iterator[None]:
+    """Within the block, :func:`trace` traces each module once (one conversion asks a module for
+    its first layer, then converts it); the traces are dropped when the block ends, so a module
+    changed between two conversions is traced afresh."""
+    token = _KEPT.set({})
     try:
-        return torch.fx.symbolic_trace(module)
+        yield
+    finally:
+        _KEPT.reset(token)
+
+
+def trace(module: nn.Module) -> torch.fx.GraphModule:
+    """``torch.fx.symbolic_trace(module)``, its failures as :class:`ConversionError`; kept for
+    reuse inside a :func:`traces_kept` block."""
+    kept = _KEPT.get()
+    if kept is not None and id(module) in kept:
+        return kept[id(module)][1]
+    try:
+        traced = torch.fx.symbolic_trace(module)
     except Exception as exc:  # the tracer's errors are of many kinds (TraceError, TypeError, ...)
         raise ConversionError(f"from_module: torch.fx cannot trace {type(module).__name__}: {exc}") from None
+    if kept is not None:
+        kept[id(module)] = (module, traced)  # the module kept too: its id stays its own
+    return traced
 
 
 def first_module(module: nn.Module) -> nn.Module | None:
