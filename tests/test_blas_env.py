@@ -33,3 +33,18 @@ def test_set_defaults_once_numpy_is_loaded_changes_nothing(monkeypatch):
     assert "numpy" in sys.modules  # this test process has NumPy
     assert blas_env.set_defaults() is False
     assert blas_env.THREAD_TIMEOUT_VAR not in os.environ
+
+
+_SLEEP = "import nnframe; print(nnframe.blas_env.workers_sleep_soon())"
+
+
+@pytest.mark.parametrize("code, user_value, expected", [
+    (_SLEEP, None, "True"),  # nnframe first: its timeout of 2^20 cycles is in place
+    (_SLEEP, "16", "True"),  # a shorter one of the user's
+    (_SLEEP, "25", "False"),  # a longer one: the workers spin ~3 ms
+    ("import numpy; " + _SLEEP, None, "False"),  # NumPy first, nothing set: OpenBLAS spins 2^28 cycles
+    ("import numpy; " + _SLEEP, "20", "True"),  # NumPy first, but the environment had it when NumPy loaded
+    (_SLEEP, "soon", "False"),  # not a number: OpenBLAS keeps its default
+])
+def test_workers_sleep_soon_reads_the_timeout_in_effect(code, user_value, expected):
+    assert _run(code, user_value) == expected

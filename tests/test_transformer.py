@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nnframe
-from nnframe import backend, layer, net
+from nnframe import backend, blas_env, layer, net
 from nnframe.gradcheck import gradcheck, smooth_input
 from nnframe.layer.base import layer_from_config, layer_to_config
 
@@ -173,6 +173,7 @@ def test_eval_block_on_batch_slices_in_threads_matches_one_pass(monkeypatch, pad
         dx_whole = block.backward(g)
         grads_whole = _block_grads(block)
         monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
+        monkeypatch.setattr(blas_env, "workers_sleep_soon", lambda: True)  # as after `import nnframe` first
         threads.set_num_threads(3)
         try:
             sliced = block.forward(x, key_padding_mask=pad)
@@ -199,6 +200,7 @@ def test_block_with_dropout_trains_in_one_piece_and_evaluates_on_slices(monkeypa
 
     x = np.random.default_rng(3).normal(size=(6, 4, 8))
     monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
+    monkeypatch.setattr(blas_env, "workers_sleep_soon", lambda: True)
     threads.set_num_threads(2)
     try:
         with backend.default_dtype("float64"):
@@ -207,6 +209,26 @@ def test_block_with_dropout_trains_in_one_piece_and_evaluates_on_slices(monkeypa
             assert "sets" not in block.ctx  # training: one piece
             block.eval().forward(x)
             assert len(block.ctx["sets"]) == 2
+    finally:
+        threads.set_num_threads(None)
+
+
+def test_eval_block_runs_in_one_piece_while_openblas_workers_spin(monkeypatch):
+    """NumPy loaded before nnframe, no thread timeout: OpenBLAS's workers spin on the cores the slices need."""
+    from nnframe import threads
+
+    x = np.random.default_rng(3).normal(size=(6, 4, 8))
+    monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
+    threads.set_num_threads(2)
+    try:
+        block = layer.TransformerDecoderBlock(8, 2, ff_dim=12).eval()
+        block.forward(x)  # builds
+        monkeypatch.setattr(blas_env, "workers_sleep_soon", lambda: False)
+        whole = block.forward(x)
+        assert "sets" not in block.ctx
+        monkeypatch.setattr(blas_env, "workers_sleep_soon", lambda: True)
+        np.testing.assert_allclose(block.forward(x), whole, rtol=1e-5, atol=1e-6)
+        assert len(block.ctx["sets"]) == 2
     finally:
         threads.set_num_threads(None)
 
@@ -231,6 +253,7 @@ def test_shared_block_on_slices_sums_both_uses(monkeypatch):
 
     out, dx, grads, _ = run()
     monkeypatch.setattr(threads, "MIN_ELEMENTS_PER_SLICE", 1)
+    monkeypatch.setattr(blas_env, "workers_sleep_soon", lambda: True)
     threads.set_num_threads(2)
     try:
         out_s, dx_s, grads_s, block = run()

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nnframe import backend, threads
+from nnframe import backend, blas_env, threads
 from nnframe import random as nn_random
 from nnframe.backend import Array
 from nnframe.errors import ShapeError
@@ -159,7 +159,10 @@ class TransformerEncoderBlock(Container):
         """How the batch is split between threads (one slice: not split; see :meth:`run_forward`)."""
         built = all(c.is_init or not c.param_names for _, c in self._children)
         per_sample = inputs.shape[1] * (2 * self.embed_dim + self.ff_dim)  # ~ the values one sample touches
-        if not built or self.is_training:
+        # with OpenBLAS's workers spinning after the previous product (NumPy imported before nnframe,
+        # nnframe.blas_env), the slices share the cores with them: one forward of the benchmark's model,
+        # 2 threads, 29 ms split against 19-21 ms whole (15.8 ms split with the workers asleep)
+        if not built or self.is_training or not blas_env.workers_sleep_soon():
             return threads.batch_slices(inputs.shape[0], per_sample, num_threads=1)
         return threads.batch_slices(inputs.shape[0], per_sample)
 
