@@ -109,3 +109,12 @@ def test_embedding_first_in_a_model_trains_on_integer_ids():
     assert m.evaluate(ids, labels)["accuracy"] == 1.0
     with pytest.raises(ShapeError, match="expects integer ids"):
         net.forward(ids.astype(np.float32))  # float input is cast to the net dtype, then refused
+
+
+def test_first_mask_read_follows_the_mask_route():
+    from nnframe.layer.embedding import first_mask_read
+
+    assert first_mask_read([layer.Masking(), layer.Dense(3), layer.LSTM(4)]) == (0, 2)  # Dense passes it on
+    assert first_mask_read([layer.Embedding(9, 4, padding_idx=0, mask_padding=True), layer.GRU(3)]) == (0, 1)
+    assert first_mask_read([layer.Masking(), layer.Flatten(), layer.Dense(3)]) is None  # Flatten stops it
+    assert first_mask_read([layer.Embedding(9, 4), layer.LSTM(4)]) is None  # no mask made

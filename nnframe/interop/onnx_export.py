@@ -33,6 +33,7 @@ from nnframe.atomic import atomic_write
 from nnframe.interop import layout
 from nnframe.interop.builder import layer_output_shape, layer_output_shapes
 from nnframe.layer.container import Container
+from nnframe.layer.embedding import first_mask_read
 from nnframe.model import Model
 from nnframe.net import Net
 
@@ -318,17 +319,15 @@ def _walk(container: Container, prefix: str = "") -> Any:
 
 def _check_exportable(net: Net) -> None:
     """Fail before building anything: a layer without a converter, or one that would use a padding mask."""
-    mask_from = None  # the layer whose mask of padded steps reaches the current layer
     for where, lay in _walk(net):
         converter_for(lay, where)
-    for index, lay in enumerate(net.layers):
-        if mask_from is not None and lay.accepts_mask:
-            raise ExportError(f"cannot export layer {index} ({lay.name}, class {type(lay).__name__}): it would use "
-                              f"the mask of padded steps made by layer {mask_from}; masks are not exported")
-        if getattr(lay, "mask_padding", False) or isinstance(lay, layer.Masking):
-            mask_from = f"{index} ({lay.name})"
-        elif not lay.propagates_mask:
-            mask_from = None
+    read = first_mask_read(net.layers)
+    if read is not None:
+        maker, reader = read
+        lay = net.layers[reader]
+        raise ExportError(f"cannot export layer {reader} ({lay.name}, class {type(lay).__name__}): it would use the "
+                          f"mask of padded steps made by layer {maker} ({net.layers[maker].name}); masks are not "
+                          "exported")
 
 
 def _name_output(ctx: ExportContext, name: str, output: str, outputs: set[str]) -> None:

@@ -157,7 +157,7 @@ def _matmul(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None
 
 def _add(b: NetBuilder, g: _Graph, node: onnx.NodeProto, attrs: dict) -> None:
     # Add commutes: PyTorch writes a Linear's bias on (N, T, D) input first, Add(bias, x @ w)
-    bias = g.const(node, 0 if node.input[0] in g.constants else 1, "second operand")
+    bias = g.const(node, 0 if node.input[0] in g.constants else 1, "constant operand")
     if b.add_positions(bias, f"Add node {node.name!r}"):
         return
     if not b.add_bias(bias, f"Add node {node.name!r}"):

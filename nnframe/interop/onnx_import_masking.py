@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from nnframe import layer
 from nnframe.interop.builder import ConversionError
 from nnframe.interop.onnx_pattern import Cursor, closed
+from nnframe.layer.embedding import first_mask_read
 from nnframe.net import Net
 
 #: the operators of the pattern (known to the importer only inside it)
@@ -72,13 +72,9 @@ def check_mask_unused(net: Net) -> None:
     Raises:
         ConversionError: naming the Masking layer and the layer that would read its mask.
     """
-    mask_from = None
-    for index, lay in enumerate(net.layers):
-        if mask_from is not None and lay.accepts_mask:
-            raise ConversionError(f"ONNX import: layer {index} ({type(lay).__name__}) would read the mask of padded "
-                                  f"steps of the Masking at layer {mask_from}; the file only zeroes those steps "
-                                  "(ONNX carries no mask), so nnframe would compute something else")
-        if isinstance(lay, layer.Masking):
-            mask_from = index
-        elif not lay.propagates_mask:
-            mask_from = None
+    read = first_mask_read(net.layers)  # an imported net makes masks only with Masking (no mask_padding)
+    if read is not None:
+        maker, reader = read
+        raise ConversionError(f"ONNX import: layer {reader} ({type(net.layers[reader]).__name__}) would read the mask "
+                              f"of padded steps of the Masking at layer {maker}; the file only zeroes those steps "
+                              "(ONNX carries no mask), so nnframe would compute something else")

@@ -171,3 +171,24 @@ class Masking(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"mask_value": self.mask_value, **super().get_config()}
+
+
+def first_mask_read(layers: list[Layer]) -> tuple[int, int] | None:
+    """Where, in a sequence of layers, a mask of padded steps is first read: ``(maker, reader)``
+    indices, or ``None`` when no layer reads one.
+
+    Makers are :class:`Masking` and an :class:`Embedding` with ``mask_padding``; the mask passes
+    through layers with ``propagates_mask`` and stops at any other; a layer with
+    ``accepts_mask`` that it reaches reads it. Formats that carry no mask (ONNX) need this:
+    such a layer computes something else without it.
+    """
+    maker = None
+    for index, lay in enumerate(layers):
+        if maker is not None and lay.accepts_mask:
+            return maker, index
+        if isinstance(lay, Masking) or getattr(lay, "mask_padding", False):
+            maker = index
+        elif not lay.propagates_mask:
+            maker = None
+    return None
+
